@@ -31,8 +31,8 @@ def gan_loss(*, prediction: jax.Array, target_is_real: bool, gan_mode: str) -> j
 def discriminator_loss(*, pred_real: jax.Array, pred_fake: jax.Array, gan_mode: str) -> jax.Array:
   """0.5 * (GAN(D(real), 1) + GAN(D(fake), 0)), the reference's backward_D_basic."""
   return 0.5 * (
-      gan_loss(prediction=pred_real, target_is_real=True, gan_mode=gan_mode)
-      + gan_loss(prediction=pred_fake, target_is_real=False, gan_mode=gan_mode)
+    gan_loss(prediction=pred_real, target_is_real=True, gan_mode=gan_mode)
+    + gan_loss(prediction=pred_fake, target_is_real=False, gan_mode=gan_mode)
   )
 
 
@@ -42,19 +42,19 @@ def l1(*, prediction: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def generator_losses(
-    *,
-    pred_fake_B: jax.Array,
-    pred_fake_A: jax.Array,
-    real_A: jax.Array,
-    real_B: jax.Array,
-    rec_A: jax.Array,
-    rec_B: jax.Array,
-    idt_A: jax.Array | None,
-    idt_B: jax.Array | None,
-    lambda_A: float,
-    lambda_B: float,
-    lambda_identity: float,
-    gan_mode: str,
+  *,
+  pred_fake_B: jax.Array,
+  pred_fake_A: jax.Array,
+  real_A: jax.Array,
+  real_B: jax.Array,
+  rec_A: jax.Array,
+  rec_B: jax.Array,
+  idt_A: jax.Array | None,
+  idt_B: jax.Array | None,
+  lambda_A: float,
+  lambda_B: float,
+  lambda_identity: float,
+  gan_mode: str,
 ) -> dict[str, jax.Array]:
   """The reference's backward_G terms, each already weighted.
 
@@ -67,10 +67,10 @@ def generator_losses(
     {'G_A', 'G_B', 'cycle_A', 'cycle_B', 'idt_A', 'idt_B', 'G'} where G is the sum.
   """
   terms = {
-      "G_A": gan_loss(prediction=pred_fake_B, target_is_real=True, gan_mode=gan_mode),
-      "G_B": gan_loss(prediction=pred_fake_A, target_is_real=True, gan_mode=gan_mode),
-      "cycle_A": lambda_A * l1(prediction=rec_A, target=real_A),
-      "cycle_B": lambda_B * l1(prediction=rec_B, target=real_B),
+    "G_A": gan_loss(prediction=pred_fake_B, target_is_real=True, gan_mode=gan_mode),
+    "G_B": gan_loss(prediction=pred_fake_A, target_is_real=True, gan_mode=gan_mode),
+    "cycle_A": lambda_A * l1(prediction=rec_A, target=real_A),
+    "cycle_B": lambda_B * l1(prediction=rec_B, target=real_B),
   }
   if lambda_identity > 0:
     terms["idt_A"] = lambda_B * lambda_identity * l1(prediction=idt_A, target=real_B)

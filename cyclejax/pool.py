@@ -22,8 +22,8 @@ class ImagePool:
   @classmethod
   def create(cls, pool_size: int, image_shape: tuple[int, ...], dtype=jnp.float32) -> "ImagePool":
     return cls(
-        images=jnp.zeros((pool_size, *image_shape), dtype),
-        count=jnp.zeros((), jnp.int32),
+      images=jnp.zeros((pool_size, *image_shape), dtype),
+      count=jnp.zeros((), jnp.int32),
     )
 
   @property
@@ -49,12 +49,12 @@ def query(pool: ImagePool, images: jax.Array, key: jax.Array) -> tuple[ImagePool
     stored = buf[slot]
     # filling: store, return new; full & swap: store, return old; else keep, return new.
     write = filling | swap
-    buf = jax.lax.dynamic_update_index_in_dim(
-        buf, jnp.where(write, image, stored), slot, axis=0
-    )
+    buf = jax.lax.dynamic_update_index_in_dim(buf, jnp.where(write, image, stored), slot, axis=0)
     out = jnp.where(~filling & swap, stored, image)
     return (buf, jnp.minimum(count + 1, pool.size)), out
 
   keys = jax.random.split(key, images.shape[0])
-  (buf, count), out = jax.lax.scan(one, (pool.images, pool.count), (images.astype(pool.images.dtype), keys))
+  (buf, count), out = jax.lax.scan(
+    one, (pool.images, pool.count), (images.astype(pool.images.dtype), keys)
+  )
   return ImagePool(images=buf, count=count), out.astype(images.dtype)

@@ -1,23 +1,23 @@
 """Data: the shapes, folder and TFDS sources and the grain pipeline over them."""
 
 from cyclejax.data.pipeline import (
-    Domains,
-    UnpairedExample,
-    augment,
-    open_domains,
-    resize,
-    sample_batch,
-    shapes_spec,
-    train_dataset,
+  Domains,
+  UnpairedExample,
+  augment,
+  open_domains,
+  resize,
+  sample_batch,
+  shapes_spec,
+  train_dataset,
 )
 
 __all__ = [
-    "Domains",
-    "UnpairedExample",
-    "augment",
-    "open_domains",
-    "resize",
-    "sample_batch",
-    "shapes_spec",
-    "train_dataset",
+  "Domains",
+  "UnpairedExample",
+  "augment",
+  "open_domains",
+  "resize",
+  "sample_batch",
+  "shapes_spec",
+  "train_dataset",
 ]

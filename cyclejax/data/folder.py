@@ -64,7 +64,7 @@ def _check_one(path: pathlib.Path) -> tuple[str, list[int] | None, str]:
 
 
 def check_images(
-    paths: list[pathlib.Path], *, cache_file: pathlib.Path | None = None, threads: int = 8
+  paths: list[pathlib.Path], *, cache_file: pathlib.Path | None = None, threads: int = 8
 ) -> tuple[list[tuple[pathlib.Path, tuple[int, int]]], list[tuple[pathlib.Path, str]]]:
   """Fully decodes every file once. Returns ([(path, (w, h))], [(bad path, reason)])."""
   cache = {}
@@ -116,13 +116,13 @@ class FolderSource:
 
 
 def open_folder(
-    root: pathlib.Path,
-    split: str,
-    *,
-    min_size: int = 0,
-    cache_file: pathlib.Path | None = None,
-    threads: int = 8,
-    required: bool = True,
+  root: pathlib.Path,
+  split: str,
+  *,
+  min_size: int = 0,
+  cache_file: pathlib.Path | None = None,
+  threads: int = 8,
+  required: bool = True,
 ) -> FolderSource | None:
   """Lists and checks <root>/<split>; reports bad files and skips them.
 
@@ -138,16 +138,14 @@ def open_folder(
     if not required:
       return None
     raise UserError(
-        f"folder {directory} does not exist; config.data_dir must hold trainA/ and trainB/ "
-        "(and optionally testA/ and testB/) with the images of each domain"
+      f"folder {directory} does not exist; config.data_dir must hold trainA/ and trainB/ "
+      "(and optionally testA/ and testB/) with the images of each domain"
     )
   paths = list_images(directory)
   if not paths:
     if not required:
       return None
-    raise UserError(
-        f"folder {directory} has no image files ({', '.join(IMAGE_EXTENSIONS)})"
-    )
+    raise UserError(f"folder {directory} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
   good, bad = check_images(paths, cache_file=cache_file, threads=threads)
   for path, reason in bad:
     logging.warning("skipping %s: not a readable image (%s)", path, reason)
@@ -157,9 +155,9 @@ def open_folder(
   good = [(p, s) for p, s in good if min(s) >= min_size]
   if not good:
     raise UserError(
-        f"folder {directory}: none of its {len(paths)} image files is usable "
-        f"({len(bad)} unreadable, {len(small)} smaller than {min_size} pixels); see the "
-        "warnings above for each file"
+      f"folder {directory}: none of its {len(paths)} image files is usable "
+      f"({len(bad)} unreadable, {len(small)} smaller than {min_size} pixels); see the "
+      "warnings above for each file"
     )
   if bad or small:
     logging.warning("%s: using %d of %d files", directory, len(good), len(paths))

@@ -50,8 +50,14 @@ class Domains:
 def shapes_spec(config: ml_collections.ConfigDict) -> shapes.ShapesSpec:
   s = config.shapes
   return shapes.ShapesSpec(
-      size=s.size, num_train=s.num_train, num_test=s.num_test, shift=s.shift,
-      noise=s.noise, background=s.background, gray=s.gray, seed=config.seed,
+    size=s.size,
+    num_train=s.num_train,
+    num_test=s.num_test,
+    shift=s.shift,
+    noise=s.noise,
+    background=s.background,
+    gray=s.gray,
+    seed=config.seed,
   )
 
 
@@ -63,24 +69,26 @@ def open_domains(config: ml_collections.ConfigDict, workdir: str | None = None) 
   """Opens the configured sources (raising UserError with what to fix)."""
   if config.dataset == "shapes":
     spec = shapes_spec(config)
-    return Domains(*(shapes.ShapesSource(spec, split, d)
-                     for split in ("train", "test") for d in ("A", "B")))
+    return Domains(
+      *(shapes.ShapesSource(spec, split, d) for split in ("train", "test") for d in ("A", "B"))
+    )
   if config.dataset == "tfds":
-    opened = {s: tfds_source.open_tfds(config.tfds_name, s, config.data_dir) for s in
-              tfds_source.SPLITS}
+    opened = {
+      s: tfds_source.open_tfds(config.tfds_name, s, config.data_dir) for s in tfds_source.SPLITS
+    }
     if all(v is not None for v in opened.values()):
       return Domains(*(opened[s] for s in tfds_source.SPLITS))
     if not config.download:
       raise UserError(
-          f"TFDS dataset cycle_gan/{config.tfds_name} is not prepared in "
-          f"{config.data_dir or 'the default TFDS data_dir'}; preparing it needs TensorFlow "
-          f"(`pip install tensorflow && tfds build cycle_gan/{config.tfds_name} "
-          "--file_format=array_record`), or set config.download=True to let cyclejax "
-          "download the archive"
+        f"TFDS dataset cycle_gan/{config.tfds_name} is not prepared in "
+        f"{config.data_dir or 'the default TFDS data_dir'}; preparing it needs TensorFlow "
+        f"(`pip install tensorflow && tfds build cycle_gan/{config.tfds_name} "
+        "--file_format=array_record`), or set config.download=True to let cyclejax "
+        "download the archive"
       )
     root = pathlib.Path(config.data_dir or "~/tensorflow_datasets").expanduser()
     data_root = tfds_source.download_archive(
-        config.tfds_name, root / "cycle_gan_folders", config.archive_url
+      config.tfds_name, root / "cycle_gan_folders", config.archive_url
     )
     return _open_folders(config, data_root, workdir)
   return _open_folders(config, pathlib.Path(config.data_dir).expanduser(), workdir)
@@ -94,8 +102,12 @@ def _open_folders(config, root: pathlib.Path, workdir: str | None) -> Domains:
   opened = {}
   for split in tfds_source.SPLITS:
     opened[split] = folder.open_folder(
-        root, split, min_size=min_size, cache_file=cache, threads=num_threads(config),
-        required=split.startswith("train"),
+      root,
+      split,
+      min_size=min_size,
+      cache_file=cache,
+      threads=num_threads(config),
+      required=split.startswith("train"),
     )
   if config.preprocess == "resize_and_crop":
     for split in ("trainA", "trainB"):
@@ -103,25 +115,28 @@ def _open_folders(config, root: pathlib.Path, workdir: str | None) -> Domains:
       small = [p for p, s in zip(src.paths, src.sizes, strict=True) if min(s) < config.crop_size]
       if small:
         logging.warning(
-            "%s: %d images are smaller than crop_size=%d and are upscaled to load_size=%d "
-            "(e.g. %s)", split, len(small), config.crop_size, config.load_size, small[0],
+          "%s: %d images are smaller than crop_size=%d and are upscaled to load_size=%d (e.g. %s)",
+          split,
+          len(small),
+          config.crop_size,
+          config.load_size,
+          small[0],
         )
   for split in ("testA", "testB"):
     if opened[split] is None:
-      logging.info("%s has no %s/; sample grids use %s images", root, split,
-                   "train" + split[-1])
+      logging.info("%s has no %s/; sample grids use %s images", root, split, "train" + split[-1])
       opened[split] = opened["train" + split[-1]]
   return Domains(*(opened[s] for s in tfds_source.SPLITS))
 
 
 def augment(
-    image: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    preprocess: str,
-    load_size: int,
-    crop_size: int,
-    flip: bool,
+  image: np.ndarray,
+  rng: np.random.Generator,
+  *,
+  preprocess: str,
+  load_size: int,
+  crop_size: int,
+  flip: bool,
 ) -> np.ndarray:
   """[H, W, 3] uint8 -> [crop, crop, 3] uint8: resize, random crop, random flip."""
   if preprocess == "resize_and_crop":
@@ -156,8 +171,10 @@ class UnpairedExample:
     self.A, self.B = train_A, train_B
     self.seed = config.seed
     self.kwargs = dict(
-        preprocess=config.preprocess, load_size=config.load_size,
-        crop_size=config.crop_size, flip=not config.no_flip,
+      preprocess=config.preprocess,
+      load_size=config.load_size,
+      crop_size=config.crop_size,
+      flip=not config.no_flip,
     )
     self.epoch_size = max(len(train_A), len(train_B))
 
@@ -184,12 +201,12 @@ class UnpairedExample:
 
 
 def train_dataset(
-    domains: Domains,
-    config: ml_collections.ConfigDict,
-    *,
-    num_steps: int,
-    process_index: int = 0,
-    process_count: int = 1,
+  domains: Domains,
+  config: ml_collections.ConfigDict,
+  *,
+  num_steps: int,
+  process_index: int = 0,
+  process_count: int = 1,
 ) -> grain.IterDataset:
   """The training stream of this host: `num_steps` batches of its slice of each batch.
 
@@ -200,7 +217,7 @@ def train_dataset(
   global_batch = config.batch_size
   if global_batch % process_count:
     raise UserError(
-        f"config.batch_size={global_batch} is not divisible by the {process_count} processes"
+      f"config.batch_size={global_batch} is not divisible by the {process_count} processes"
     )
   local = global_batch // process_count
   example = UnpairedExample(domains.train_A, domains.train_B, config)

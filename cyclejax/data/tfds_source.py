@@ -22,8 +22,16 @@ from cyclejax.errors import UserError
 
 PUBLIC_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 NAMES = (
-    "apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
-    "ukiyoe2photo", "vangogh2photo", "maps", "facades", "iphone2dslr_flower",
+  "apple2orange",
+  "summer2winter_yosemite",
+  "horse2zebra",
+  "monet2photo",
+  "cezanne2photo",
+  "ukiyoe2photo",
+  "vangogh2photo",
+  "maps",
+  "facades",
+  "iphone2dslr_flower",
 )
 SPLITS = ("trainA", "trainB", "testA", "testB")
 
@@ -53,7 +61,9 @@ def _tfds():
   try:
     import tensorflow_datasets as tfds  # noqa: PLC0415 (slow import, only when asked)
   except ImportError as e:  # pragma: no cover - it is a dependency
-    raise UserError("dataset='tfds' needs tensorflow-datasets: pip install tensorflow-datasets") from e
+    raise UserError(
+      "dataset='tfds' needs tensorflow-datasets: pip install tensorflow-datasets"
+    ) from e
   return tfds
 
 
@@ -71,10 +81,10 @@ def open_tfds(name: str, split: str, data_dir: str | None) -> TfdsSource | None:
     builder = tfds.builder(full, data_dir=data_dir or None)
     if builder.is_prepared():
       raise UserError(
-          f"{full} is prepared in {builder.data_dir} as "
-          f"{builder.info.file_format}, which cannot be read without TensorFlow; rebuild it "
-          f"as ArrayRecord (`tfds build {full} --file_format=array_record`) or delete it "
-          "so cyclejax downloads the archive"
+        f"{full} is prepared in {builder.data_dir} as "
+        f"{builder.info.file_format}, which cannot be read without TensorFlow; rebuild it "
+        f"as ArrayRecord (`tfds build {full} --file_format=array_record`) or delete it "
+        "so cyclejax downloads the archive"
       ) from e
     return None
   return TfdsSource(ds, f"tfds:{full}/{split}")
@@ -124,9 +134,9 @@ def download_archive(name: str, root: pathlib.Path, url: str = "") -> pathlib.Pa
         shutil.copyfileobj(response, f, length=1 << 20)
     except (urllib.error.URLError, OSError, ValueError) as e:
       raise UserError(
-          f"could not download {url}: {e}. Download it yourself and unzip it so that "
-          f"{target}/trainA and {target}/trainB exist, then train with "
-          f"--config.dataset=folder --config.data_dir={target}"
+        f"could not download {url}: {e}. Download it yourself and unzip it so that "
+        f"{target}/trainA and {target}/trainB exist, then train with "
+        f"--config.dataset=folder --config.data_dir={target}"
       ) from e
     expected = _known_sha256(url)
     if expected:
@@ -135,8 +145,10 @@ def download_archive(name: str, root: pathlib.Path, url: str = "") -> pathlib.Pa
         for chunk in iter(lambda: f.read(1 << 20), b""):
           digest.update(chunk)
       if digest.hexdigest() != expected:
-        raise UserError(f"{url} has SHA-256 {digest.hexdigest()}, expected {expected}; "
-                        "the download is corrupt, run again")
+        raise UserError(
+          f"{url} has SHA-256 {digest.hexdigest()}, expected {expected}; "
+          "the download is corrupt, run again"
+        )
     extracted = pathlib.Path(tmp) / "extracted"
     try:
       with zipfile.ZipFile(archive) as z:
@@ -149,8 +161,9 @@ def download_archive(name: str, root: pathlib.Path, url: str = "") -> pathlib.Pa
       raise UserError(f"{url} is not a zip archive: {e}") from e
     # The archive holds <name>/trainA ...; accept the splits at the top level too.
     candidates = [extracted] + [p for p in extracted.iterdir() if p.is_dir()]
-    found = next((c for c in candidates if (c / "trainA").is_dir() and (c / "trainB").is_dir()),
-                 None)
+    found = next(
+      (c for c in candidates if (c / "trainA").is_dir() and (c / "trainB").is_dir()), None
+    )
     if found is None:
       raise UserError(f"{url} holds no trainA/ and trainB/ folders")
     if target.exists():

@@ -14,40 +14,40 @@ from cyclejax.models.generators import ResnetGenerator, UnetGenerator
 from cyclejax.models.layers import INIT_TYPES, NORMS
 
 GENERATORS = {
-    "resnet_9blocks": functools.partial(ResnetGenerator, n_blocks=9),
-    "resnet_6blocks": functools.partial(ResnetGenerator, n_blocks=6),
-    "unet_128": functools.partial(UnetGenerator, num_downs=7),
-    "unet_256": functools.partial(UnetGenerator, num_downs=8),
-    # Any depth: num_downs is then a required argument (e.g. 3 for 'U-Net shallow').
-    "unet": UnetGenerator,
+  "resnet_9blocks": functools.partial(ResnetGenerator, n_blocks=9),
+  "resnet_6blocks": functools.partial(ResnetGenerator, n_blocks=6),
+  "unet_128": functools.partial(UnetGenerator, num_downs=7),
+  "unet_256": functools.partial(UnetGenerator, num_downs=8),
+  # Any depth: num_downs is then a required argument (e.g. 3 for 'U-Net shallow').
+  "unet": UnetGenerator,
 }
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 
 __all__ = [
-    "DISCRIMINATORS",
-    "GENERATORS",
-    "INIT_TYPES",
-    "NORMS",
-    "NLayerDiscriminator",
-    "PixelDiscriminator",
-    "ResnetGenerator",
-    "UnetGenerator",
-    "build_discriminator",
-    "build_generator",
-    "generator_multiple",
+  "DISCRIMINATORS",
+  "GENERATORS",
+  "INIT_TYPES",
+  "NORMS",
+  "NLayerDiscriminator",
+  "PixelDiscriminator",
+  "ResnetGenerator",
+  "UnetGenerator",
+  "build_discriminator",
+  "build_generator",
+  "generator_multiple",
 ]
 
 
 def build_generator(
-    netG: str,
-    *,
-    ngf: int = 64,
-    norm: str = "instance",
-    init_type: str = "normal",
-    init_gain: float = 0.02,
-    output_nc: int = 3,
-    num_downs: int | None = None,
-    dtype=jnp.float32,
+  netG: str,
+  *,
+  ngf: int = 64,
+  norm: str = "instance",
+  init_type: str = "normal",
+  init_gain: float = 0.02,
+  output_nc: int = 3,
+  num_downs: int | None = None,
+  dtype=jnp.float32,
 ) -> nn.Module:
   """Returns the generator named `netG` (reference names, plus 'unet' with num_downs).
 
@@ -58,12 +58,12 @@ def build_generator(
   if netG not in GENERATORS:
     raise ValueError(f"unknown netG {netG!r}; expected one of {sorted(GENERATORS)}")
   kwargs = dict(
-      ngf=ngf,
-      norm=norm,
-      init_type=init_type,
-      init_gain=init_gain,
-      output_nc=output_nc,
-      dtype=dtype,
+    ngf=ngf,
+    norm=norm,
+    init_type=init_type,
+    init_gain=init_gain,
+    output_nc=output_nc,
+    dtype=dtype,
   )
   if netG == "unet":
     if num_downs is None:
@@ -73,14 +73,14 @@ def build_generator(
 
 
 def build_discriminator(
-    netD: str,
-    *,
-    ndf: int = 64,
-    n_layers_D: int = 3,
-    norm: str = "instance",
-    init_type: str = "normal",
-    init_gain: float = 0.02,
-    dtype=jnp.float32,
+  netD: str,
+  *,
+  ndf: int = 64,
+  n_layers_D: int = 3,
+  norm: str = "instance",
+  init_type: str = "normal",
+  init_gain: float = 0.02,
+  dtype=jnp.float32,
 ) -> nn.Module:
   """Returns the discriminator named `netD`: 'basic' (n_layers_D=3), 'n_layers' or 'pixel'."""
   _check(norm, init_type)

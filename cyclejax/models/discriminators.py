@@ -36,27 +36,27 @@ class NLayerDiscriminator(nn.Module):
     """Maps [B, H, W, C] images to [B, H', W', 1] patch scores (logits)."""
     common = dict(init_type=self.init_type, init_gain=self.init_gain, dtype=self.dtype)
     x = ConvNormAct(
-        self.ndf,
-        4,
-        2,
-        padding=1,
-        norm="none",
-        act="leaky_relu",
-        use_bias=True,
-        name="layer1",
-        **common,
+      self.ndf,
+      4,
+      2,
+      padding=1,
+      norm="none",
+      act="leaky_relu",
+      use_bias=True,
+      name="layer1",
+      **common,
     )(x)
     for n in range(1, self.n_layers + 1):
       stride = 2 if n < self.n_layers else 1
       x = ConvNormAct(
-          self.ndf * min(2**n, 8),
-          4,
-          stride,
-          padding=1,
-          norm=self.norm,
-          act="leaky_relu",
-          name=f"layer{n + 1}",
-          **common,
+        self.ndf * min(2**n, 8),
+        4,
+        stride,
+        padding=1,
+        norm=self.norm,
+        act="leaky_relu",
+        name=f"layer{n + 1}",
+        **common,
       )(x)
     x = layers.conv(1, 4, 1, padding=1, name="head", **common)(x)
     return x.astype(jnp.float32)
@@ -76,11 +76,9 @@ class PixelDiscriminator(nn.Module):
     """Maps [B, H, W, C] images to [B, H, W, 1] per-pixel scores (logits)."""
     common = dict(init_type=self.init_type, init_gain=self.init_gain, dtype=self.dtype)
     x = ConvNormAct(
-        self.ndf, 1, norm="none", act="leaky_relu", use_bias=True, name="layer1", **common
+      self.ndf, 1, norm="none", act="leaky_relu", use_bias=True, name="layer1", **common
     )(x)
-    x = ConvNormAct(
-        self.ndf * 2, 1, norm=self.norm, act="leaky_relu", name="layer2", **common
-    )(x)
+    x = ConvNormAct(self.ndf * 2, 1, norm=self.norm, act="leaky_relu", name="layer2", **common)(x)
     bias = layers.use_bias(self.norm)
     x = layers.conv(1, 1, use_bias=bias, name="head", **common)(x)
     return x.astype(jnp.float32)

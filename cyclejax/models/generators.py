@@ -44,15 +44,15 @@ class ConvNormAct(nn.Module):
     if self.reflect:
       x = layers.reflect_pad(x, self.padding)
     x = layers.conv(
-        self.features,
-        self.kernel_size,
-        self.stride,
-        padding=0 if self.reflect else self.padding,
-        use_bias=layers.use_bias(self.norm) if self.use_bias is None else self.use_bias,
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
-        name="conv",
+      self.features,
+      self.kernel_size,
+      self.stride,
+      padding=0 if self.reflect else self.padding,
+      use_bias=layers.use_bias(self.norm) if self.use_bias is None else self.use_bias,
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
+      name="conv",
     )(x)
     x = layers.normalize(x, self.norm)
     if self.act == "relu":
@@ -76,15 +76,15 @@ class ResnetBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     conv = functools.partial(
-        ConvNormAct,
-        self.features,
-        3,
-        padding=1,
-        reflect=True,
-        norm=self.norm,
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
+      ConvNormAct,
+      self.features,
+      3,
+      padding=1,
+      reflect=True,
+      norm=self.norm,
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
     )
     y = conv(act="relu", name="conv1")(x)
     y = conv(act="none", name="conv2")(y)
@@ -103,16 +103,16 @@ class UpConvNormRelu(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = layers.ConvTranspose(
-        self.features,
-        3,
-        stride=2,
-        padding=1,
-        output_padding=1,
-        use_bias=layers.use_bias(self.norm),
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
-        name="conv",
+      self.features,
+      3,
+      stride=2,
+      padding=1,
+      output_padding=1,
+      use_bias=layers.use_bias(self.norm),
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
+      name="conv",
     )(x)
     return nn.relu(layers.normalize(x, self.norm))
 
@@ -129,12 +129,12 @@ class Head(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     x = layers.reflect_pad(x, 3)
     x = layers.conv(
-        self.features,
-        7,
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
-        name="conv",
+      self.features,
+      7,
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
+      name="conv",
     )(x)
     return jnp.tanh(x.astype(jnp.float32))
 
@@ -161,7 +161,7 @@ class ResnetGenerator(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Maps [B, H, W, input_nc] in [-1, 1] to [B, H, W, output_nc] (H, W multiples of 4)."""
     common = dict(
-        norm=self.norm, init_type=self.init_type, init_gain=self.init_gain, dtype=self.dtype
+      norm=self.norm, init_type=self.init_type, init_gain=self.init_gain, dtype=self.dtype
     )
     x = ConvNormAct(self.ngf, 7, padding=3, reflect=True, name="stem", **common)(x)
     for i in range(2):
@@ -171,11 +171,11 @@ class ResnetGenerator(nn.Module):
     for i in range(2):
       x = UpConvNormRelu(self.ngf * 2 ** (1 - i), name=f"up{i + 1}", **common)(x)
     return Head(
-        self.output_nc,
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
-        name="head",
+      self.output_nc,
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
+      name="head",
     )(x)
 
 
@@ -204,15 +204,15 @@ class UnetDown(nn.Module):
     if self.pre_act:
       x = layers.leaky_relu(x)
     x = layers.conv(
-        self.features,
-        4,
-        2,
-        padding=1,
-        use_bias=self.bias,
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
-        name="conv",
+      self.features,
+      4,
+      2,
+      padding=1,
+      use_bias=self.bias,
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
+      name="conv",
     )(x)
     return layers.normalize(x, self.norm)
 
@@ -231,15 +231,15 @@ class UnetUp(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = layers.ConvTranspose(
-        self.features,
-        4,
-        stride=2,
-        padding=1,
-        use_bias=self.bias,
-        init_type=self.init_type,
-        init_gain=self.init_gain,
-        dtype=self.dtype,
-        name="conv",
+      self.features,
+      4,
+      stride=2,
+      padding=1,
+      use_bias=self.bias,
+      init_type=self.init_type,
+      init_gain=self.init_gain,
+      dtype=self.dtype,
+      name="conv",
     )(nn.relu(x))
     if self.outermost:
       return jnp.tanh(x.astype(jnp.float32))
@@ -287,24 +287,24 @@ class UnetGenerator(nn.Module):
     for i in range(1, n + 1):
       norm = self.norm if 1 < i < n else "none"
       x = UnetDown(
-          inner[i - 1],
-          pre_act=i > 1,
-          norm=norm,
-          bias=bias,
-          name=f"down{i}",
-          **common,
+        inner[i - 1],
+        pre_act=i > 1,
+        norm=norm,
+        bias=bias,
+        name=f"down{i}",
+        **common,
       )(x)
       downs.append(x)
     for i in range(n, 0, -1):
       if i < n:
         x = jnp.concatenate([Skip(name=f"skip{i}")(downs[i - 1]), x], axis=-1)
       x = UnetUp(
-          outer[i - 1],
-          outermost=i == 1,
-          norm=self.norm,
-          # The outermost upconv always has a bias in the reference (bias=True default).
-          bias=True if i == 1 else bias,
-          name=f"up{i}",
-          **common,
+        outer[i - 1],
+        outermost=i == 1,
+        norm=self.norm,
+        # The outermost upconv always has a bias in the reference (bias=True default).
+        bias=True if i == 1 else bias,
+        name=f"up{i}",
+        **common,
       )(x)
     return x

@@ -34,10 +34,12 @@ def kernel_init(init_type: str = "normal", init_gain: float = 0.02, transposed: 
     return nn.initializers.normal(stddev=init_gain)
   if init_type == "xavier":
     return nn.initializers.variance_scaling(
-        init_gain**2, "fan_avg", "normal", in_axis=in_axis, out_axis=out_axis)
+      init_gain**2, "fan_avg", "normal", in_axis=in_axis, out_axis=out_axis
+    )
   if init_type == "kaiming":
     return nn.initializers.variance_scaling(
-        2.0, "fan_in", "normal", in_axis=in_axis, out_axis=out_axis)
+      2.0, "fan_in", "normal", in_axis=in_axis, out_axis=out_axis
+    )
   if init_type == "orthogonal":
     return nn.initializers.orthogonal(scale=init_gain, column_axis=out_axis)
   raise ValueError(f"unknown init_type {init_type!r}; expected one of {INIT_TYPES}")
@@ -82,16 +84,16 @@ def leaky_relu(x: jax.Array) -> jax.Array:
 
 
 def conv(
-    features: int,
-    kernel_size: int,
-    stride: int = 1,
-    padding: int = 0,
-    *,
-    use_bias: bool = True,
-    init_type: str = "normal",
-    init_gain: float = 0.02,
-    dtype: Dtype = jnp.float32,
-    name: str | None = None,
+  features: int,
+  kernel_size: int,
+  stride: int = 1,
+  padding: int = 0,
+  *,
+  use_bias: bool = True,
+  init_type: str = "normal",
+  init_gain: float = 0.02,
+  dtype: Dtype = jnp.float32,
+  name: str | None = None,
 ) -> nn.Conv:
   """Conv2d with PyTorch's zero padding `padding` on each side (params stay float32).
 
@@ -102,16 +104,16 @@ def conv(
     padding: zero padding on every side (PyTorch `padding=`).
   """
   return nn.Conv(
-      features,
-      (kernel_size, kernel_size),
-      strides=(stride, stride),
-      padding=((padding, padding), (padding, padding)),
-      use_bias=use_bias,
-      kernel_init=kernel_init(init_type, init_gain),
-      bias_init=nn.initializers.zeros,
-      dtype=dtype,
-      param_dtype=jnp.float32,
-      name=name,
+    features,
+    (kernel_size, kernel_size),
+    strides=(stride, stride),
+    padding=((padding, padding), (padding, padding)),
+    use_bias=use_bias,
+    kernel_init=kernel_init(init_type, init_gain),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    param_dtype=jnp.float32,
+    name=name,
   )
 
 
@@ -141,10 +143,10 @@ class ConvTranspose(nn.Module):
     k, s = self.kernel_size, self.stride
     in_features = x.shape[-1]
     kernel = self.param(
-        "kernel",
-        kernel_init(self.init_type, self.init_gain, transposed=True),
-        (k, k, in_features, self.features),
-        jnp.float32,
+      "kernel",
+      kernel_init(self.init_type, self.init_gain, transposed=True),
+      (k, k, in_features, self.features),
+      jnp.float32,
     )
     lo = k - 1 - self.padding
     hi = k - 1 - self.padding + self.output_padding
@@ -153,11 +155,11 @@ class ConvTranspose(nn.Module):
     # [B, (H-1)*s + 1 + lo + hi, ..., C]: zeros between pixels, then the border.
     x = jax.lax.pad(x, zero, ((0, 0, 0), (lo, hi, s - 1), (lo, hi, s - 1), (0, 0, 0)))
     y = jax.lax.conv_general_dilated(
-        x,
-        kernel[::-1, ::-1].astype(self.dtype),
-        window_strides=(1, 1),
-        padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      x,
+      kernel[::-1, ::-1].astype(self.dtype),
+      window_strides=(1, 1),
+      padding="VALID",
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
     if self.use_bias:
       bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
