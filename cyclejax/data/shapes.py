@@ -19,11 +19,11 @@ import numpy as np
 KINDS = ("circle", "triangle", "square", "rectangle")
 LABELS = {kind: i + 1 for i, kind in enumerate(KINDS)}
 COLORS = {
-    "circle": (1.0, 0.0, 0.0),  # red
-    "triangle": (0.0, 1.0, 0.0),  # green
-    # Unseen kinds have no "true" color; used for probes only.
-    "square": (0.0, 0.0, 1.0),
-    "rectangle": (0.0, 0.0, 1.0),
+  "circle": (1.0, 0.0, 0.0),  # red
+  "triangle": (0.0, 1.0, 0.0),  # green
+  # Unseen kinds have no "true" color; used for probes only.
+  "square": (0.0, 0.0, 1.0),
+  "rectangle": (0.0, 0.0, 1.0),
 }
 TRAIN_KINDS = ("circle", "triangle")
 SPLITS = {"train": 0, "test": 1}
@@ -93,7 +93,7 @@ def draw_scene(spec: ShapesSpec, rng: np.random.Generator, kind: str | None = No
   """Draws a shape that lies fully inside the image."""
   s = spec.size
   kind = kind or spec.kinds[int(rng.integers(len(spec.kinds)))]
-  radius = float(rng.uniform(0.14, 0.22)) * s
+  radius = float(rng.uniform(0.18, 0.26)) * s
   aspect = float(rng.uniform(0.4, 0.8)) if kind == "rectangle" else 1.0
   angle = float(rng.uniform(0, 2 * np.pi)) if kind in ("triangle", "square", "rectangle") else 0.0
   scene = Scene(kind=kind, cx=0.0, cy=0.0, radius=radius, angle=angle, aspect=aspect)
