@@ -1,0 +1,34 @@
+"""The built-in toy colorization task: red circles / green triangles vs gray shapes.
+
+  python -m cyclejax.main --config=configs/shapes.py --workdir=runs/shapes
+
+Expected: about N minutes on a 2-core CPU; by the end the B -> A samples
+(runs/shapes/samples/) color circles red and triangles green.
+`configs/shapes.py:tiny` is the smoke-test size used by the tests.
+"""
+
+from cyclejax import config as config_lib
+
+
+def get_config(arg: str | None = None):
+  c = config_lib.base_config()
+  c.dataset = "shapes"
+  c.shapes.size = 32  # generated image side
+  c.shapes.num_train = 1000
+  c.shapes.num_test = 100
+  c.load_size = 32  # no resize: the crop is the whole image (only flips vary)
+  c.crop_size = 32
+  c.netG = "resnet_6blocks"
+  c.ngf = 16
+  c.ndf = 16
+  c.batch_size = 4
+  c.num_steps = 2000
+  c.pool_size = 50
+  c.log_every = 50
+  c.sample_every = 250
+  c.checkpoint_every = 500
+  if arg == "tiny":
+    c = config_lib.tiny(c)
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; expected 'tiny' or nothing")
+  return c

@@ -1,0 +1,186 @@
+"""Checkpoints of a workdir: orbax CheckpointManager under <workdir>/checkpoints.
+
+Each step is a directory of named items, so a tool restores only what it needs (a
+translator one generator, `inspect` nothing but metadata) and an imported PyTorch model
+can hold a subset of the networks:
+
+  G_A, G_B, D_A, D_B  parameters of each network (pytrees of arrays)
+  train               optimizer states, image pools, PRNG key, step
+  data                the input pipeline's position (grain iterator state)
+  config              the run's config, flattened to {'key': value}
+  metrics             the last logged metrics
+
+orbax writes each step into a temporary directory and renames it when complete, so a
+crash never leaves a half-written step that a later restore would pick up.
+"""
+
+import pathlib
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from cyclejax import config as config_lib
+from cyclejax.errors import UserError
+
+NETWORKS = ("G_A", "G_B", "D_A", "D_B")
+TREE_ITEMS = (*NETWORKS, "train")
+JSON_ITEMS = ("data", "config", "metrics")
+# What each network does, for messages about a missing one.
+ROLES = {
+  "G_A": "generator A -> B",
+  "G_B": "generator B -> A",
+  "D_A": "discriminator of domain B (real B vs G_A's fakes)",
+  "D_B": "discriminator of domain A (real A vs G_B's fakes)",
+}
+
+
+def directory(workdir: str | pathlib.Path) -> pathlib.Path:
+  return pathlib.Path(workdir).expanduser().resolve() / "checkpoints"
+
+
+def _handlers():
+  handlers = {name: ocp.StandardCheckpointHandler() for name in TREE_ITEMS}
+  handlers.update({name: ocp.JsonCheckpointHandler() for name in JSON_ITEMS})
+  return handlers
+
+
+def manager(
+  workdir: str | pathlib.Path,
+  *,
+  max_to_keep: int = 3,
+  async_save: bool = True,
+  create: bool = True,
+) -> ocp.CheckpointManager:
+  """A CheckpointManager over the workdir's checkpoints (for writing or reading)."""
+  options = ocp.CheckpointManagerOptions(
+    max_to_keep=max_to_keep,
+    create=create,
+    enable_async_checkpointing=async_save,
+  )
+  return ocp.CheckpointManager(directory(workdir), item_handlers=_handlers(), options=options)
+
+
+def save(
+  mngr: ocp.CheckpointManager,
+  step: int,
+  *,
+  networks: dict[str, Any],
+  config: ml_collections.ConfigDict,
+  train: Any = None,
+  data: dict | None = None,
+  metrics: dict | None = None,
+) -> None:
+  """Saves one step (asynchronously if the manager is async). Absent items are skipped."""
+  items = {name: ocp.args.StandardSave(params) for name, params in networks.items()}
+  if train is not None:
+    items["train"] = ocp.args.StandardSave(train)
+  items["config"] = ocp.args.JsonSave(config_lib.flatten(config))
+  if data is not None:
+    items["data"] = ocp.args.JsonSave(data)
+  if metrics is not None:
+    items["metrics"] = ocp.args.JsonSave({k: float(v) for k, v in metrics.items()})
+  mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+
+class Reader:
+  """Read access to a workdir's checkpoints, for the analysis tools.
+
+  Raises UserError when the workdir has no checkpoint, the step does not exist or a
+  network the tool needs was not saved (or imported).
+  """
+
+  def __init__(self, workdir: str | pathlib.Path):
+    self.workdir = pathlib.Path(workdir)
+    if not directory(workdir).is_dir():
+      raise UserError(
+        f"{self.workdir} holds no checkpoints/ folder: train there with "
+        "`python -m cyclejax.main --workdir=...` or import PyTorch weights with "
+        "`python -m cyclejax.import_torch --workdir=...`"
+      )
+    self.mngr = manager(workdir, create=False, async_save=False)
+
+  def steps(self) -> list[int]:
+    return sorted(self.mngr.all_steps())
+
+  def resolve_step(self, step: int | None) -> int:
+    steps = self.steps()
+    if not steps:
+      raise UserError(f"{directory(self.workdir)} holds no complete checkpoint")
+    if step is None or step < 0:
+      return steps[-1]
+    if step not in steps:
+      raise UserError(f"{self.workdir} has no checkpoint at step {step}; saved steps: {steps}")
+    return step
+
+  def items(self, step: int) -> list[str]:
+    path = directory(self.workdir) / str(step)
+    return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+  def config(self, step: int | None = None) -> ml_collections.ConfigDict:
+    """The run's config, as a ConfigDict of the current schema (missing keys: defaults)."""
+    flat = self._json(self.resolve_step(step), "config")
+    config = config_lib.base_config()
+    for key, value in flat.items():
+      node, *rest = key.split(".")
+      try:
+        if rest:
+          config[node][rest[0]] = value
+        else:
+          config[node] = value
+      except (KeyError, AttributeError, TypeError):
+        continue  # a key an older/newer cyclejax wrote; not needed to rebuild the nets
+    return config
+
+  def flat_config(self, step: int | None = None) -> dict[str, Any]:
+    return self._json(self.resolve_step(step), "config")
+
+  def metrics(self, step: int | None = None) -> dict | None:
+    step = self.resolve_step(step)
+    return self._json(step, "metrics") if "metrics" in self.items(step) else None
+
+  def data_state(self, step: int) -> dict | None:
+    return self._json(step, "data") if "data" in self.items(step) else None
+
+  def _json(self, step: int, name: str):
+    restored = self.mngr.restore(step, args=ocp.args.Composite(**{name: ocp.args.JsonRestore()}))
+    return restored[name]
+
+  def tree_metadata(self, step: int, name: str):
+    """{path: (shape, dtype)} of a saved tree, read from metadata (no weights loaded)."""
+    metadata = self.mngr.item_metadata(step)[name]
+    tree = getattr(metadata, "tree", metadata)
+    return jax.tree.map(
+      lambda m: (tuple(m.shape), np.dtype(m.dtype)),
+      tree,
+      is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+    )
+
+  def require(self, step: int, name: str, hint: str = "") -> None:
+    if name not in self.items(step):
+      raise UserError(
+        f"{self.workdir} step {step} has no {name} ({ROLES.get(name, name)}); "
+        + (
+          hint
+          or f"import its weights with `python -m cyclejax.import_torch "
+          f"--workdir={self.workdir} --{name}=FILE.pth` or train this workdir"
+        )
+      )
+
+  def params(self, name: str, step: int | None = None, sharding=None) -> Any:
+    """The parameters of one network, restored onto `sharding` (default: one device)."""
+    step = self.resolve_step(step)
+    self.require(step, name)
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    shapes = self.tree_metadata(step, name)
+    target = jax.tree.map(
+      lambda sd: jax.ShapeDtypeStruct(sd[0], sd[1], sharding=sharding),
+      shapes,
+      is_leaf=lambda x: isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], np.dtype),
+    )
+    restored = self.mngr.restore(
+      step, args=ocp.args.Composite(**{name: ocp.args.StandardRestore(target)})
+    )
+    return restored[name]

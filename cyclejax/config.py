@@ -1,0 +1,259 @@
+"""The shared configuration: reference CycleGAN defaults, documented, and validation.
+
+Dataset configs in `configs/` start from `base_config()` and override what differs.
+Names follow the PyTorch CycleGAN options where one exists, so its users feel at home;
+training length is `num_steps` (the reference counts epochs: an epoch here is
+max(|A|, |B|) images, so num_steps = epochs * max(|A|, |B|) / batch_size).
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+from cyclejax import models
+from cyclejax.errors import UserError
+from cyclejax.losses import GAN_MODES
+
+DATASETS = ("shapes", "folder", "tfds")
+PREPROCESS = ("resize_and_crop", "crop")
+DTYPES = ("float32", "bfloat16")
+LR_POLICIES = ("linear", "constant")
+
+# Keys that may differ between a checkpoint's config and the config resuming it: they
+# change how a run is watched, not what it computes (num_steps also moves the LR decay).
+RESUMABLE_CHANGES = (
+  "num_steps",
+  "log_every",
+  "sample_every",
+  "checkpoint_every",
+  "max_to_keep",
+  "num_samples",
+  "data_threads",
+  "prefetch",
+  "async_checkpoints",
+)
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The reference CycleGAN settings (train.py defaults of pytorch-CycleGAN-and-pix2pix)."""
+  c = ml_collections.ConfigDict()
+
+  # --- data -------------------------------------------------------------------------
+  c.dataset = "shapes"  # 'shapes' (built in, generated), 'folder' or 'tfds'.
+  # folder: the root holding trainA/ trainB/ [testA/ testB/]. tfds: the TFDS data_dir
+  # (empty: TFDS's default); the archive fallback extracts <tfds_name>/ under it.
+  c.data_dir = ""
+  c.tfds_name = "horse2zebra"  # tfds: cycle_gan/<tfds_name>.
+  # tfds: when cycle_gan/<name> is not prepared (preparing it needs TensorFlow),
+  # download the public CycleGAN archive into data_dir/<name> and read it as a folder.
+  c.download = True
+  c.archive_url = ""  # tfds: archive to fetch instead of the public one ('' = public).
+  c.preprocess = "resize_and_crop"  # or 'crop' (random crop of the unresized image).
+  c.load_size = 286  # resize_and_crop: images are resized (bicubic) to this square.
+  c.crop_size = 256  # random crop; the training resolution.
+  c.no_flip = False  # disable the random horizontal flip.
+  c.data_threads = 0  # decoding threads; 0 = min(CPUs, 16).
+  c.prefetch = 8  # batches prepared ahead.
+  # The built-in toy colorization set: domain A = red circles and green triangles,
+  # domain B = the same kinds of shapes all in one gray level (`cyclejax.data.shapes`).
+  c.shapes = ml_collections.ConfigDict()
+  c.shapes.size = 64  # generated image side (then load_size/crop_size apply).
+  c.shapes.num_train = 1000  # images per domain in the train split.
+  c.shapes.num_test = 100  # images per domain in the test split.
+  c.shapes.shift = True  # random displacement of each shape.
+  c.shapes.noise = 0.0  # std of Gaussian noise added to the images (0..1 scale).
+  c.shapes.background = 0.0  # background gray level (0 black .. 1 white).
+  c.shapes.gray = 0.5  # gray level of every shape in domain B.
+
+  # --- networks -----------------------------------------------------------------------
+  c.netG = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet
+  c.num_downs = config_dict.placeholder(int)  # netG 'unet' only: downsamplings.
+  c.ngf = 64  # generator filters in the first conv.
+  c.netD = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
+  c.ndf = 64  # discriminator filters in the first conv.
+  c.n_layers_D = 3  # netD 'n_layers' only.
+  c.norm = "instance"  # instance | none
+  c.init_type = "normal"  # normal | xavier | kaiming | orthogonal
+  c.init_gain = 0.02
+  c.dtype = "float32"  # compute dtype of convolutions: float32 | bfloat16.
+
+  # --- losses -------------------------------------------------------------------------
+  c.gan_mode = "lsgan"  # lsgan | vanilla
+  c.lambda_A = 10.0  # cycle loss A -> B -> A.
+  c.lambda_B = 10.0  # cycle loss B -> A -> B.
+  c.lambda_identity = 0.5  # identity loss weight, relative to lambda_A / lambda_B.
+  c.pool_size = 50  # past fakes per discriminator; 0 disables the pool.
+
+  # --- optimisation -------------------------------------------------------------------
+  c.lr = 2e-4  # Adam learning rate (both optimizers).
+  c.beta1 = 0.5
+  c.beta2 = 0.999
+  c.lr_policy = "linear"  # linear: constant, then linearly to zero | constant.
+  # linear: steps of linear decay at the end of training; -1 = num_steps // 2
+  # (the reference's n_epochs = n_epochs_decay). The last step still has lr > 0.
+  c.lr_decay_steps = -1
+  c.batch_size = 1  # global batch, split over all devices.
+  c.num_steps = 266_800  # 200 epochs of horse2zebra (1,334 images) at batch 1.
+  c.seed = 0
+
+  # --- bookkeeping --------------------------------------------------------------------
+  c.log_every = 100  # steps between log lines / TensorBoard scalars.
+  c.sample_every = 1000  # steps between sample grids (samples/step_N.png).
+  c.num_samples = 4  # test images per direction in a sample grid.
+  c.checkpoint_every = 1000  # steps between checkpoints (and one at the end).
+  c.max_to_keep = 3  # checkpoints kept.
+  c.async_checkpoints = True  # write checkpoints in the background.
+  return c
+
+
+def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks any config to a smoke-test size (crop 32, ngf 8, a few steps)."""
+  c.load_size = 36
+  c.crop_size = 32
+  c.ngf = 8
+  c.ndf = 8
+  c.netG = "resnet_6blocks" if c.netG.startswith("resnet") else c.netG
+  c.num_steps = 4
+  c.log_every = 2
+  c.sample_every = 2
+  c.checkpoint_every = 2
+  c.num_samples = 2
+  c.pool_size = min(c.pool_size, 4)
+  c.shapes.size = 32
+  c.shapes.num_train = 8
+  c.shapes.num_test = 4
+  c.data_threads = 1
+  c.prefetch = 2
+  return c
+
+
+def _flat_keys(c: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
+  out = {}
+  for k, v in c.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      out.update(_flat_keys(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def flatten(c: ml_collections.ConfigDict) -> dict[str, object]:
+  """{'shapes.size': 64, 'netG': ..., ...}"""
+  return _flat_keys(c)
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  """Raises UserError naming the first key whose value cannot work."""
+  known = flatten(base_config())
+  for key in flatten(c):
+    if key not in known:
+      raise UserError(f"unknown config key {key!r} (known keys: {', '.join(sorted(known))})")
+  for key in known:
+    if key not in flatten(c):
+      raise UserError(f"config lacks key {key!r}; start configs from cyclejax.config.base_config()")
+
+  def one_of(key, allowed):
+    value = c[key]
+    if value not in allowed:
+      raise UserError(f"config.{key}={value!r} is not one of {list(allowed)}")
+
+  def positive(key, allow_zero=False):
+    value = c[key] if "." not in key else c[key.split(".")[0]][key.split(".")[1]]
+    if value < 0 or (value == 0 and not allow_zero):
+      raise UserError(f"config.{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
+
+  one_of("dataset", DATASETS)
+  one_of("preprocess", PREPROCESS)
+  one_of("netG", tuple(models.GENERATORS))
+  one_of("netD", models.DISCRIMINATORS)
+  one_of("norm", models.NORMS)
+  one_of("init_type", models.INIT_TYPES)
+  one_of("gan_mode", GAN_MODES)
+  one_of("dtype", DTYPES)
+  one_of("lr_policy", LR_POLICIES)
+  for key in (
+    "load_size",
+    "crop_size",
+    "ngf",
+    "ndf",
+    "n_layers_D",
+    "batch_size",
+    "num_steps",
+    "lr",
+    "shapes.size",
+    "shapes.num_train",
+    "shapes.num_test",
+    "num_samples",
+  ):
+    positive(key)
+  for key in (
+    "lambda_A",
+    "lambda_B",
+    "lambda_identity",
+    "pool_size",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "data_threads",
+    "shapes.noise",
+    "prefetch",
+  ):
+    positive(key, allow_zero=True)
+  if c.max_to_keep < 1:
+    raise UserError(f"config.max_to_keep={c.max_to_keep} must be >= 1")
+  if not (0.0 <= c.beta1 < 1.0 and 0.0 <= c.beta2 < 1.0):
+    raise UserError(f"config.beta1={c.beta1}, beta2={c.beta2} must lie in [0, 1)")
+  for key in ("background", "gray"):
+    if not 0.0 <= c.shapes[key] <= 1.0:
+      raise UserError(f"config.shapes.{key}={c.shapes[key]} must lie in [0, 1]")
+  if c.netG == "unet":
+    if c.num_downs is None or c.num_downs < 1:
+      raise UserError("config.netG='unet' needs config.num_downs >= 1")
+  elif c.num_downs is not None:
+    raise UserError(f"config.num_downs is only used with netG='unet' (netG is {c.netG!r})")
+  multiple = models.generator_multiple(_generator(c))
+  if c.crop_size % multiple:
+    raise UserError(
+      f"config.crop_size={c.crop_size} must be a multiple of {multiple} for netG={c.netG!r}"
+    )
+  if c.preprocess == "resize_and_crop" and c.load_size < c.crop_size:
+    raise UserError(
+      f"config.load_size={c.load_size} is smaller than config.crop_size={c.crop_size}"
+    )
+  if c.lr_decay_steps > c.num_steps:
+    raise UserError(
+      f"config.lr_decay_steps={c.lr_decay_steps} exceeds config.num_steps={c.num_steps}"
+    )
+  if c.dataset in ("folder",) and not c.data_dir:
+    raise UserError(
+      "config.dataset='folder' needs config.data_dir (the folder with trainA/ and trainB/)"
+    )
+
+
+def _generator(c):
+  return models.build_generator(c.netG, ngf=c.ngf, num_downs=c.num_downs)
+
+
+def check_resumable(saved: dict[str, object], current: ml_collections.ConfigDict) -> list[str]:
+  """Compares a checkpoint's flattened config with the current one.
+
+  Returns:
+    The keys in RESUMABLE_CHANGES that changed (for a log line).
+  Raises:
+    UserError: naming the first other key that differs, with both values.
+  """
+  now = flatten(current)
+  changed = []
+  for key in sorted(set(saved) | set(now)):
+    old, new = saved.get(key, "<absent>"), now.get(key, "<absent>")
+    if old == new or (
+      isinstance(old, float | int) and isinstance(new, float | int) and float(old) == float(new)
+    ):
+      continue
+    if key in RESUMABLE_CHANGES:
+      changed.append(f"{key}: {old!r} -> {new!r}")
+      continue
+    raise UserError(
+      f"config.{key} is {new!r} but the checkpoint in this workdir was trained with "
+      f"{old!r}; use the same value or a new --workdir"
+    )
+  return changed

@@ -1,0 +1,579 @@
+"""CycleGAN training: the train state, one jit-compiled pure step, and the loop.
+
+The step follows the reference's `optimize_parameters` exactly: generators first
+(adversarial + cycle + identity losses, discriminators fixed), then both
+discriminators on real images and on pooled fakes that were made before the generator
+update. Everything the step needs is in one `TrainState` pytree (four networks, two
+Adam states, two image pools, the PRNG key, the step), so a checkpoint restores a run
+exactly and a step is a function of its inputs only.
+
+The batch is sharded over a 1-D device mesh ('data'); parameters, optimizer states and
+pools are replicated. Losses are means over the global batch, so any number of devices
+computes the same numbers.
+"""
+
+import dataclasses
+import functools
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import linen as nn
+from flax import struct
+
+from cyclejax import checkpoints, data, losses, models, periodic, plots, pool
+from cyclejax import config as config_lib
+from cyclejax.errors import UserError
+from cyclejax.writer import MetricWriter, read_jsonl
+
+LOSS_KEYS = plots.LOSS_NAMES  # the reference's eight loss names
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+  """Static loss settings of the step (hashable, part of the state's tree structure)."""
+
+  lambda_A: float = 10.0
+  lambda_B: float = 10.0
+  lambda_identity: float = 0.5
+  gan_mode: str = "lsgan"
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleGAN:
+  """The static half of training: networks, optimizers and loss weights.
+
+  Built once from a config; `train_step` is `functools.partial(train_step, gan)`.
+  """
+
+  G: nn.Module
+  D: nn.Module
+  tx_G: optax.GradientTransformation
+  tx_D: optax.GradientTransformation
+  weights: LossWeights
+  crop_size: int
+  pool_size: int
+
+
+class TrainState(struct.PyTreeNode):
+  """The whole GAN's changing state: every field is an array (or a tree of them).
+
+  Attributes:
+    step: updates done so far (int32).
+    params: {'G_A', 'G_B', 'D_A', 'D_B'} parameter trees.
+    opt_G: Adam state over {'G_A', 'G_B'}.
+    opt_D: Adam state over {'D_A', 'D_B'}.
+    pool_fake_A: past G_B outputs, shown to D_B.
+    pool_fake_B: past G_A outputs, shown to D_A.
+    rng: base PRNG key (raw uint32[2]); step randomness is fold_in(rng, step).
+  """
+
+  step: jax.Array
+  params: dict[str, Any]
+  opt_G: optax.OptState
+  opt_D: optax.OptState
+  pool_fake_A: pool.ImagePool
+  pool_fake_B: pool.ImagePool
+  rng: jax.Array
+
+  def checkpoint_items(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(networks, train) as saved by `checkpoints.save`."""
+    train = {
+      "step": self.step,
+      "opt_G": self.opt_G,
+      "opt_D": self.opt_D,
+      "pool_fake_A": self.pool_fake_A,
+      "pool_fake_B": self.pool_fake_B,
+      "rng": self.rng,
+    }
+    return dict(self.params), train
+
+  def replace_items(self, networks: dict[str, Any], train: dict[str, Any]) -> "TrainState":
+    return self.replace(params=dict(networks), **train)
+
+
+def build_networks(
+  config: ml_collections.ConfigDict, dtype: str | None = None
+) -> tuple[nn.Module, nn.Module]:
+  """(generator, discriminator) modules of a config; both directions share each.
+
+  Args:
+    config: a run's config.
+    dtype: compute dtype; None takes config.dtype (inference passes 'float32').
+  """
+  dtype = jnp.bfloat16 if (dtype or config.dtype) == "bfloat16" else jnp.float32
+  common = dict(
+    norm=config.norm, init_type=config.init_type, init_gain=config.init_gain, dtype=dtype
+  )
+  G = models.build_generator(config.netG, ngf=config.ngf, num_downs=config.num_downs, **common)
+  D = models.build_discriminator(
+    config.netD, ndf=config.ndf, n_layers_D=config.n_layers_D, **common
+  )
+  return G, D
+
+
+def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """lr for the first num_steps - decay steps, then linearly towards 0.
+
+  With decay d, update s (0-based) uses lr * min(1, (num_steps - s) / d): the last
+  update uses lr / d, not 0 (the reference's final epoch runs at lr 0).
+  """
+  if config.lr_policy == "constant":
+    return optax.constant_schedule(config.lr)
+  decay = config.lr_decay_steps if config.lr_decay_steps > 0 else config.num_steps // 2
+  if decay <= 0:
+    return optax.constant_schedule(config.lr)
+  num_steps, lr = config.num_steps, config.lr
+
+  def schedule(count):
+    return lr * jnp.minimum(1.0, (num_steps - count) / decay)
+
+  return schedule
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  # PyTorch's Adam: eps added outside the square root, as optax does by default.
+  return optax.inject_hyperparams(optax.adam)(
+    learning_rate=learning_rate(config), b1=config.beta1, b2=config.beta2, eps=1e-8
+  )
+
+
+def init_params(G: nn.Module, D: nn.Module, seed: int, crop_size: int) -> dict[str, Any]:
+  """The four networks, each from its own PRNG key (as the reference inits each net).
+
+  Initialisation draws from JAX's 'rbg' generator: XLA:CPU compiles threefry-based
+  normal draws for every parameter shape slowly (seconds per network), rbg in a
+  fraction. The same seed gives the same weights on the same backend and JAX version.
+  """
+  image = jax.ShapeDtypeStruct((1, crop_size, crop_size, 3), jnp.float32)
+  k_ga, k_gb, k_da, k_db = jax.random.split(jax.random.key(seed, impl="rbg"), 4)
+  init_G = jax.jit(lambda k: G.lazy_init(k, image)["params"])
+  init_D = jax.jit(lambda k: D.lazy_init(k, image)["params"])
+  return {"G_A": init_G(k_ga), "G_B": init_G(k_gb), "D_A": init_D(k_da), "D_B": init_D(k_db)}
+
+
+def build_gan(config: ml_collections.ConfigDict) -> CycleGAN:
+  G, D = build_networks(config)
+  return CycleGAN(
+    G=G,
+    D=D,
+    tx_G=make_optimizer(config),
+    tx_D=make_optimizer(config),
+    weights=LossWeights(config.lambda_A, config.lambda_B, config.lambda_identity, config.gan_mode),
+    crop_size=config.crop_size,
+    pool_size=config.pool_size,
+  )
+
+
+def create_train_state(gan: CycleGAN, seed: int) -> TrainState:
+  """A fresh state on the default device (see `init_state_on` for a mesh)."""
+  params = init_params(gan.G, gan.D, seed, gan.crop_size)
+  params_G = {k: params[k] for k in ("G_A", "G_B")}
+  params_D = {k: params[k] for k in ("D_A", "D_B")}
+  image_shape = (gan.crop_size, gan.crop_size, 3)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    opt_G=gan.tx_G.init(params_G),
+    opt_D=gan.tx_D.init(params_D),
+    pool_fake_A=pool.ImagePool.create(gan.pool_size, image_shape),
+    pool_fake_B=pool.ImagePool.create(gan.pool_size, image_shape),
+    rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+  )
+
+
+def to_float(images: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1] (the reference's ToTensor + Normalize(0.5, 0.5))."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def train_step(
+  gan: CycleGAN, state: TrainState, batch: dict[str, jax.Array]
+) -> tuple[TrainState, dict]:
+  """One CycleGAN update. batch: {'A': [B, H, W, 3] uint8, 'B': [B, H, W, 3] uint8}.
+
+  Returns the new state and scalar metrics: the eight reference losses (D_A, G_A,
+  cycle_A, idt_A, D_B, G_B, cycle_B, idt_B), the total G loss 'G' and the 'lr' used.
+  """
+  w = gan.weights
+  G, D = gan.G, gan.D
+  real_A, real_B = to_float(batch["A"]), to_float(batch["B"])
+  n = real_A.shape[0]
+  key_A, key_B = jax.random.split(jax.random.fold_in(state.rng, state.step))
+  use_identity = w.lambda_identity > 0
+
+  def g_loss(params_G):
+    gen_A = lambda x: G.apply({"params": params_G["G_A"]}, x)
+    gen_B = lambda x: G.apply({"params": params_G["G_B"]}, x)
+    if use_identity:
+      # One call per generator for its translation and its identity mapping
+      # (instance norm is per image, so batching them changes nothing).
+      out_A = gen_A(jnp.concatenate([real_A, real_B]))
+      out_B = gen_B(jnp.concatenate([real_B, real_A]))
+      fake_B, idt_A = out_A[:n], out_A[n:]
+      fake_A, idt_B = out_B[:n], out_B[n:]
+    else:
+      fake_B, fake_A = gen_A(real_A), gen_B(real_B)
+      idt_A = idt_B = None
+    rec_A, rec_B = gen_B(fake_B), gen_A(fake_A)
+    terms = losses.generator_losses(
+      pred_fake_B=D.apply({"params": state.params["D_A"]}, fake_B),
+      pred_fake_A=D.apply({"params": state.params["D_B"]}, fake_A),
+      real_A=real_A,
+      real_B=real_B,
+      rec_A=rec_A,
+      rec_B=rec_B,
+      idt_A=idt_A,
+      idt_B=idt_B,
+      lambda_A=w.lambda_A,
+      lambda_B=w.lambda_B,
+      lambda_identity=w.lambda_identity,
+      gan_mode=w.gan_mode,
+    )
+    return terms["G"], (terms, fake_A, fake_B)
+
+  params_G = {k: state.params[k] for k in ("G_A", "G_B")}
+  (_, (g_terms, fake_A, fake_B)), grads_G = jax.value_and_grad(g_loss, has_aux=True)(params_G)
+
+  # Fakes from before the G update, through the pools (the reference's fake_*_pool.query).
+  pool_fake_B, pooled_B = pool.query(state.pool_fake_B, jax.lax.stop_gradient(fake_B), key_B)
+  pool_fake_A, pooled_A = pool.query(state.pool_fake_A, jax.lax.stop_gradient(fake_A), key_A)
+
+  def d_loss(params_D):
+    disc = lambda name, x: D.apply({"params": params_D[name]}, x)
+    d_A = losses.discriminator_loss(
+      pred_real=disc("D_A", real_B), pred_fake=disc("D_A", pooled_B), gan_mode=w.gan_mode
+    )
+    d_B = losses.discriminator_loss(
+      pred_real=disc("D_B", real_A), pred_fake=disc("D_B", pooled_A), gan_mode=w.gan_mode
+    )
+    return d_A + d_B, {"D_A": d_A, "D_B": d_B}
+
+  params_D = {k: state.params[k] for k in ("D_A", "D_B")}
+  (_, d_terms), grads_D = jax.value_and_grad(d_loss, has_aux=True)(params_D)
+
+  updates_G, opt_G = gan.tx_G.update(grads_G, state.opt_G, params_G)
+  updates_D, opt_D = gan.tx_D.update(grads_D, state.opt_D, params_D)
+  params = {**optax.apply_updates(params_G, updates_G), **optax.apply_updates(params_D, updates_D)}
+  # inject_hyperparams keeps the learning rate this update used in the state.
+  metrics = {**g_terms, **d_terms, "lr": opt_G.hyperparams["learning_rate"]}
+  new_state = state.replace(
+    step=state.step + 1,
+    params=params,
+    opt_G=opt_G,
+    opt_D=opt_D,
+    pool_fake_A=pool_fake_A,
+    pool_fake_B=pool_fake_B,
+  )
+  return new_state, metrics
+
+
+# --------------------------------------------------------------------------------------
+# Devices and sharding.
+
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over all devices (of all processes)."""
+  devices = np.asarray(devices if devices is not None else jax.devices())
+  return jax.sharding.Mesh(devices, ("data",))
+
+
+def shardings(mesh: jax.sharding.Mesh):
+  """(replicated, batch-sharded) NamedShardings."""
+  P = jax.sharding.PartitionSpec
+  return (jax.sharding.NamedSharding(mesh, P()), jax.sharding.NamedSharding(mesh, P("data")))
+
+
+def global_batch(local: dict[str, np.ndarray], batch_sharding) -> dict[str, jax.Array]:
+  """This process's slice of a batch -> a global array sharded over the mesh."""
+  return {k: jax.make_array_from_process_local_data(batch_sharding, v) for k, v in local.items()}
+
+
+def compile_train_step(gan: CycleGAN, state: TrainState, mesh: jax.sharding.Mesh):
+  """(state, batch) -> (state, metrics), jitted once with the state replicated, donated."""
+  replicated, batch_sharding = shardings(mesh)
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  return jax.jit(
+    functools.partial(train_step, gan),
+    in_shardings=(state_sharding, {"A": batch_sharding, "B": batch_sharding}),
+    out_shardings=(state_sharding, replicated),
+    donate_argnums=(0,),
+  )
+
+
+def init_state_on(gan: CycleGAN, seed: int, mesh) -> TrainState:
+  """create_train_state, replicated over the mesh (every process computes the same)."""
+  replicated, _ = shardings(mesh)
+  return jax.device_put(create_train_state(gan, seed), replicated)
+
+
+# --------------------------------------------------------------------------------------
+# Samples.
+
+
+def translate_samples(G: nn.Module, params: dict, real_A: jax.Array, real_B: jax.Array):
+  """[-1, 1] images of both directions: real, fake, reconstruction, identity."""
+  gen = lambda name, x: G.apply({"params": params[name]}, x)
+  fake_B, fake_A = gen("G_A", real_A), gen("G_B", real_B)
+  return {
+    "real_A": real_A,
+    "fake_B": fake_B,
+    "rec_A": gen("G_B", fake_B),
+    "idt_B": gen("G_B", real_A),
+    "real_B": real_B,
+    "fake_A": fake_A,
+    "rec_B": gen("G_A", fake_A),
+    "idt_A": gen("G_A", real_B),
+  }
+
+
+def sample_grid(images: dict[str, np.ndarray]) -> np.ndarray:
+  """Rows per sample: real_A | fake_B | rec_A | idt_B, then real_B | fake_A | rec_B | idt_A."""
+  u8 = {k: plots.to_uint8(v) for k, v in images.items()}
+  rows = []
+  for i in range(u8["real_A"].shape[0]):
+    rows.append([u8[k][i] for k in ("real_A", "fake_B", "rec_A", "idt_B")])
+  for i in range(u8["real_B"].shape[0]):
+    rows.append([u8[k][i] for k in ("real_B", "fake_A", "rec_B", "idt_A")])
+  return plots.image_grid(rows)
+
+
+# --------------------------------------------------------------------------------------
+# The loop.
+
+
+class _StopRequest:
+  """Turns SIGINT / SIGTERM into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread: no signal handling
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None:  # a second signal: stop now, keep the last checkpoint
+      raise KeyboardInterrupt
+    self.signum = signum
+    logging.warning(
+      "received %s: saving a checkpoint after this step, then exiting", signal.Signals(signum).name
+    )
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, workdir) -> None:
+  bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+  if bad:
+    where = (
+      f"the last good checkpoint is step {last_saved} in {workdir}"
+      if last_saved is not None
+      else "no checkpoint was saved before it"
+    )
+    raise UserError(
+      f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}: training "
+      f"stopped and nothing after step {last_saved or 0} was saved; {where}. Rerunning "
+      "resumes from it; a lower config.lr often avoids the divergence"
+    )
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes) a CycleGAN in `workdir` and returns the final state.
+
+  Writes under workdir: checkpoints/, metrics.jsonl, tensorboard/, samples/step_N.png,
+  loss_curves.png, config.json.
+  """
+  config_lib.validate(config)
+  workdir = pathlib.Path(workdir).expanduser().resolve()
+  workdir.mkdir(parents=True, exist_ok=True)
+  num_devices = jax.device_count()
+  if config.batch_size % num_devices:
+    raise UserError(
+      f"config.batch_size={config.batch_size} must be a multiple of the {num_devices} devices"
+    )
+  mesh = make_mesh()
+  _, batch_sharding = shardings(mesh)
+
+  mngr = checkpoints.manager(
+    workdir, max_to_keep=config.max_to_keep, async_save=config.async_checkpoints
+  )
+  latest = mngr.latest_step()
+  reader = checkpoints.Reader(workdir) if latest is not None else None
+  if reader is not None:
+    for change in config_lib.check_resumable(reader.flat_config(latest), config):
+      logging.info("config changed since the checkpoint: %s", change)
+    missing = [n for n in (*checkpoints.NETWORKS, "train") if n not in reader.items(latest)]
+    if missing:
+      raise UserError(
+        f"checkpoint step {latest} in {workdir} lacks {missing} (an imported "
+        "model, not a training run); train in a new --workdir"
+      )
+
+  domains = data.open_domains(config, str(workdir))
+  logging.info(
+    "data: %s (%d) and %s (%d); an epoch is %d images",
+    domains.train_A.name,
+    len(domains.train_A),
+    domains.train_B.name,
+    len(domains.train_B),
+    max(len(domains.train_A), len(domains.train_B)),
+  )
+
+  gan = build_gan(config)
+  state = init_state_on(gan, config.seed, mesh)
+  data_state = None
+  if latest is not None:
+    networks, train = state.checkpoint_items()
+    restored = _restore(mngr, latest, networks, train)
+    state = state.replace_items(*restored)
+    data_state = reader.data_state(latest)
+    logging.info("resumed from %s at step %d", checkpoints.directory(workdir), latest)
+  start = int(state.step)
+  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+
+  ds = data.train_dataset(
+    domains,
+    config,
+    num_steps=config.num_steps,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  )
+  iterator = iter(ds)
+  if data_state is not None:
+    iterator.set_state(data_state)
+  elif start:
+    iterator.set_state({"next_index": start})
+
+  n_samples = config.num_samples
+  sample_A = to_float(data.sample_batch(domains.test_A, n_samples, config.crop_size))
+  sample_B = to_float(data.sample_batch(domains.test_B, n_samples, config.crop_size))
+  sample_fn = jax.jit(functools.partial(translate_samples, gan.G))
+
+  step_fn = compile_train_step(gan, state, mesh)
+  writer = MetricWriter(workdir, resume_step=start)
+  last_saved = latest
+  pending = None  # (step, device metrics) of the previous step, checked one step late
+  window_start, window_steps, run_start = time.perf_counter(), 0, None
+  total = config.num_steps
+
+  def save(step, metrics_host):
+    networks, train = state.checkpoint_items()
+    checkpoints.save(
+      mngr,
+      step,
+      networks=networks,
+      train=train,
+      config=config,
+      data=iterator.get_state(),
+      metrics=metrics_host,
+    )
+
+  if start >= total:
+    logging.info("workdir %s is already trained to step %d (num_steps=%d)", workdir, start, total)
+  try:
+    with _StopRequest() as stop:
+      for step in range(start + 1, total + 1):
+        batch = global_batch(next(iterator), batch_sharding)
+        state, metrics = step_fn(state, batch)
+        if pending is not None:
+          _check_finite(jax.device_get(pending[1]), pending[0], last_saved, workdir)
+        pending = (step, metrics)
+        window_steps += 1
+        if run_start is None:
+          jax.block_until_ready(metrics)  # exclude compilation from the speed figures
+          run_start = window_start = time.perf_counter()
+          window_steps = 0
+
+        if periodic.itstime(step, config.log_every, total, first=True):
+          host = jax.device_get(metrics)
+          _check_finite(host, step, last_saved, workdir)
+          now = time.perf_counter()
+          speed = "(compiled)"
+          if window_steps:  # the first step's time is mostly compilation: not a speed
+            rate = window_steps * config.batch_size / max(now - window_start, 1e-9)
+            host["images_per_second"] = rate
+            eta = (total - step) * config.batch_size / rate
+            speed = f"{rate:.1f} img/s  ETA {_format_seconds(eta)}"
+          writer.write_scalars(step, host)
+          logging.info(
+            "step %d/%d  %s  %s",
+            step,
+            total,
+            "  ".join(f"{k} {host[k]:.3f}" for k in LOSS_KEYS),
+            speed,
+          )
+          window_start, window_steps = now, 0
+
+        if periodic.itstime(step, config.sample_every, total):
+          grid = sample_grid(jax.device_get(sample_fn(state.params, sample_A, sample_B)))
+          plots.save_png(grid, workdir / "samples" / f"step_{step:07d}.png")
+          writer.write_image(step, "samples", grid)
+
+        stopping = stop.signum is not None
+        if periodic.itstime(step, config.checkpoint_every, total) or stopping:
+          host = jax.device_get(metrics)
+          _check_finite(host, step, last_saved, workdir)
+          save(step, host)
+          last_saved = step
+        if stopping:
+          logging.warning(
+            "stopped at step %d by %s; checkpoint saved. Run the same command to resume.",
+            step,
+            signal.Signals(stop.signum).name,
+          )
+          mngr.wait_until_finished()
+          raise SystemExit(128 + stop.signum)
+      if pending is not None:
+        _check_finite(jax.device_get(pending[1]), pending[0], last_saved, workdir)
+  finally:
+    mngr.wait_until_finished()
+    writer.close()
+
+  records = read_jsonl(workdir / "metrics.jsonl")
+  if records:
+    plots.loss_curves(records, workdir / "loss_curves.png")
+  if run_start is not None:
+    logging.info(
+      "trained steps %d..%d in %s",
+      start + 1,
+      total,
+      _format_seconds(time.perf_counter() - run_start),
+    )
+  return state
+
+
+def _restore(mngr, step, networks, train):
+  """Restores networks and train items onto the shardings of the given templates."""
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+
+  to_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+  args = {
+    name: ocp.args.StandardRestore(jax.tree.map(to_abstract, tree))
+    for name, tree in networks.items()
+  }
+  args["train"] = ocp.args.StandardRestore(jax.tree.map(to_abstract, train))
+  restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  return {name: restored[name] for name in networks}, restored["train"]
+
+
+def _format_seconds(seconds: float) -> str:
+  seconds = int(round(seconds))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h:d}:{m:02d}:{s:02d}"
