@@ -1,0 +1,78 @@
+"""Translates images with a workdir's generator.
+
+  python -m cyclejax.translate --workdir=runs/shapes --direction=BtoA \
+      --input=photos/ --output=out/ [--step=N] [--size=N] [--batch_size=8]
+
+AtoB uses G_A, BtoA uses G_B (only that network is loaded). Each input image becomes
+<output>/<stem>.png. With --size=0 (default) images keep their size: sides that are
+not multiples of 4 (ResNet) or 2**num_downs (U-Net) are reflect-padded up to the next
+multiple for the generator and the result is cropped back to the input size. With
+--size=N every image is first resized (bicubic) to N x N, as the reference test script.
+Unreadable files are reported by path and skipped.
+"""
+
+import pathlib
+
+from absl import flags, logging
+
+from cyclejax import cli, data, inference, plots
+from cyclejax.data import folder
+from cyclejax.errors import UserError
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
+_DIRECTION = flags.DEFINE_enum("direction", "AtoB", ["AtoB", "BtoA"], "AtoB: G_A; BtoA: G_B.")
+_INPUT = flags.DEFINE_string("input", None, "An image file or a folder of images.")
+_OUTPUT = flags.DEFINE_string("output", None, "Folder for the translated PNGs.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+_SIZE = flags.DEFINE_integer("size", 0, "Resize inputs to SIZE x SIZE first (0: keep size).")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Images per generator call.")
+flags.mark_flags_as_required(["workdir", "input", "output"])
+
+
+def input_files(path: pathlib.Path) -> list[pathlib.Path]:
+  if path.is_dir():
+    files = folder.list_images(path)
+    if not files:
+      raise UserError(f"{path} holds no image files ({', '.join(folder.IMAGE_EXTENSIONS)})")
+    return files
+  if path.is_file():
+    return [path]
+  raise UserError(f"--input={path} does not exist")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if _BATCH.value < 1 or _SIZE.value < 0:
+    raise UserError("--batch_size must be >= 1 and --size >= 0")
+  net = "G_A" if _DIRECTION.value == "AtoB" else "G_B"
+  G, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
+  files = input_files(pathlib.Path(_INPUT.value).expanduser())
+  good, bad = folder.check_images(files)
+  for path, reason in bad:
+    logging.warning("skipping %s: not a readable image (%s)", path, reason)
+  if not good:
+    raise UserError(f"none of the {len(files)} input files is a readable image")
+  paths = [p for p, _ in good]
+  images = [folder.load_image(p) for p in paths]
+  if _SIZE.value:
+    images = [data.resize(im, _SIZE.value) for im in images]
+  out_dir = pathlib.Path(_OUTPUT.value).expanduser()
+  out_dir.mkdir(parents=True, exist_ok=True)
+  names = inference.output_names(paths)
+  for name, result in zip(names, inference.translate(G, params, images, _BATCH.value), strict=True):
+    plots.save_png(result, out_dir / name)
+  logging.info(
+    "translated %d images %s with %s of %s (step %d) into %s",
+    len(paths),
+    _DIRECTION.value,
+    net,
+    _WORKDIR.value,
+    step,
+    out_dir,
+  )
+  print(f"wrote {len(paths)} images to {out_dir}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
