@@ -1,0 +1,68 @@
+"""Shared test setup: a compilation cache for the session and a tiny trained workdir.
+
+The suite must run in minutes on 2 CPU cores, so compiled functions are reused: a
+persistent JAX compilation cache (shared with the CLI subprocesses through the
+environment) and session-scoped fixtures that train the tiny config once.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+_CACHE = pathlib.Path(tempfile.gettempdir()) / "cyclejax-test-jax-cache"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**overrides):
+  """configs/shapes.py:tiny with overrides (keys may be dotted: 'shapes.size')."""
+  from ml_collections import config_flags  # noqa: PLC0415
+
+  config = config_flags.config_flags._LoadConfigModule(  # noqa: SLF001
+    "shapes", str(REPO / "configs" / "shapes.py")
+  ).get_config("tiny")
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split(".")
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
+def run_cli(module: str, *args: str, check: bool = True, timeout: float = 300, env=None):
+  """Runs `python -m cyclejax.<module> args...`; returns the CompletedProcess."""
+  full_env = dict(os.environ)
+  full_env.update(env or {})
+  proc = subprocess.run(
+    [sys.executable, "-m", f"cyclejax.{module}", *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+    cwd=REPO,
+    env=full_env,
+  )
+  if check and proc.returncode != 0:
+    raise AssertionError(
+      f"cyclejax.{module} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+      f"stderr:\n{proc.stderr[-5000:]}"
+    )
+  return proc
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory):
+  """A workdir trained for the tiny config's 4 steps (checkpoints at steps 2 and 4)."""
+  from cyclejax import train  # noqa: PLC0415
+
+  workdir = tmp_path_factory.mktemp("tiny_run")
+  state = train.train_and_evaluate(tiny_config(), str(workdir))
+  return workdir, state

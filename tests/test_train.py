@@ -1,0 +1,234 @@
+"""The train step and loop: losses go down, numbers repeat, devices and restarts agree."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import numpy as np
+import pytest
+from conftest import REPO, tiny_config
+
+from cyclejax import checkpoints, data, losses, train
+from cyclejax import config as config_lib
+from cyclejax.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def setup():
+  """A tiny GAN, its compiled step and two fixed batches (compiled once per module)."""
+  config = tiny_config(batch_size=2)
+  gan = train.build_gan(config)
+  mesh = train.make_mesh()
+  _, batch_sharding = train.shardings(mesh)
+  domains = data.open_domains(config)
+  batches = [
+    train.global_batch(b, batch_sharding) for b in data.train_dataset(domains, config, num_steps=2)
+  ]
+  state = train.init_state_on(gan, config.seed, mesh)
+  return config, gan, mesh, batches, train.compile_train_step(gan, state, mesh)
+
+
+def run_steps(setup, n, batch_index=None):
+  config, gan, mesh, batches, step = setup
+  state = train.init_state_on(gan, config.seed, mesh)
+  history = []
+  for i in range(n):
+    state, metrics = step(state, batches[i % 2 if batch_index is None else batch_index])
+    history.append(jax.device_get(metrics))
+  return state, history
+
+
+def test_a_step_lowers_the_generator_loss_on_a_fixed_batch(setup):
+  _, history = run_steps(setup, 3, batch_index=0)
+  # Metrics of step k are computed with the parameters after step k - 1.
+  assert history[1]["G"] < history[0]["G"]
+  assert history[2]["G"] < history[1]["G"]
+  assert history[2]["cycle_A"] + history[2]["cycle_B"] < (
+    history[0]["cycle_A"] + history[0]["cycle_B"]
+  )
+
+
+def test_same_seed_same_numbers_and_the_step_compiles_once(setup):
+  state1, h1 = run_steps(setup, 2)
+  state2, h2 = run_steps(setup, 2)
+  assert h1 == h2
+  chex.assert_trees_all_equal(state1.params, state2.params)
+  assert setup[4]._cache_size() == 1  # noqa: SLF001 - no silent recompiles
+  assert set(train.LOSS_KEYS) <= set(h1[0]) and "lr" in h1[0]
+
+
+def test_metrics_are_the_reference_losses(setup):
+  """Recompute step 1's losses by hand from the initial parameters."""
+  config, gan, mesh, batches, _ = setup
+  state = train.init_state_on(gan, config.seed, mesh)
+  _, history = run_steps(setup, 1)
+  real_A, real_B = train.to_float(batches[0]["A"]), train.to_float(batches[0]["B"])
+  G = lambda name, x: gan.G.apply({"params": state.params[name]}, x)
+  D = lambda name, x: gan.D.apply({"params": state.params[name]}, x)
+  fake_B, fake_A = G("G_A", real_A), G("G_B", real_B)
+  expected_G_A = losses.gan_loss(prediction=D("D_A", fake_B), target_is_real=True, gan_mode="lsgan")
+  expected_cycle_B = 10.0 * losses.l1(prediction=G("G_A", fake_A), target=real_B)
+  expected_idt_B = 10.0 * 0.5 * losses.l1(prediction=G("G_B", real_A), target=real_A)
+  # Pool: at step 1 the pool is filling, so D sees exactly the fresh fakes.
+  expected_D_A = losses.discriminator_loss(
+    pred_real=D("D_A", real_B), pred_fake=D("D_A", fake_B), gan_mode="lsgan"
+  )
+  for key, value in [
+    ("G_A", expected_G_A),
+    ("cycle_B", expected_cycle_B),
+    ("idt_B", expected_idt_B),
+    ("D_A", expected_D_A),
+  ]:
+    np.testing.assert_allclose(history[0][key], value, rtol=2e-5, err_msg=key)
+
+
+def test_learning_rate_is_constant_then_decays_linearly_and_never_hits_zero():
+  config = tiny_config(num_steps=10, lr=1.0)
+  schedule = train.learning_rate(config)
+  values = [float(schedule(s)) for s in range(10)]
+  np.testing.assert_allclose(values, [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2], atol=1e-6)
+  config.lr_decay_steps = 4
+  np.testing.assert_allclose(float(schedule(9)), 0.2)
+  assert float(train.learning_rate(config)(9)) == pytest.approx(0.25)
+  config.lr_policy = "constant"
+  assert float(train.learning_rate(config)(9)) == 1.0
+
+
+def test_multi_device_gives_the_same_losses_as_one_device(tmp_path):
+  script = textwrap.dedent(f"""
+      import sys, json
+      sys.path.insert(0, {str(REPO / "tests")!r})
+      import jax, numpy as np
+      from conftest import tiny_config
+      from cyclejax import data, train
+      assert jax.device_count() == 4, jax.devices()
+      config = tiny_config(batch_size=4)
+      gan = train.build_gan(config)
+      domains = data.open_domains(config)
+      local = list(data.train_dataset(domains, config, num_steps=3))
+      out = {{}}
+      for n in (1, 4):
+        mesh = train.make_mesh(jax.devices()[:n])
+        _, bs = train.shardings(mesh)
+        state = train.init_state_on(gan, config.seed, mesh)
+        step = train.compile_train_step(gan, state, mesh)
+        hist = []
+        for b in local:
+          state, m = step(state, train.global_batch(b, bs))
+          hist.append({{k: float(v) for k, v in m.items()}})
+        assert len(state.params["G_A"]["stem"]["conv"]["kernel"].sharding.device_set) == n
+        kernel = state.params["G_A"]["head"]["conv"]["kernel"]
+        out[n] = {{"hist": hist, "kernel": np.asarray(kernel).tolist()}}
+      print(json.dumps(out))
+  """)
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  import os
+
+  proc = subprocess.run(
+    [sys.executable, "-c", script],
+    capture_output=True,
+    text=True,
+    env={**os.environ, **env},
+    timeout=600,
+    cwd=REPO,
+  )
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  one, four = out["1"], out["4"]
+  # Only the order of float reductions differs, so the first steps agree to float32
+  # rounding; Adam's normalised updates then amplify those last bits a little per step.
+  for i, (m1, m4) in enumerate(zip(one["hist"], four["hist"], strict=True)):
+    for key in m1:
+      np.testing.assert_allclose(
+        m4[key], m1[key], rtol=1e-5 if i < 2 else 1e-3, atol=1e-6, err_msg=f"{key} at step {i + 1}"
+      )
+  diff = np.abs(np.asarray(four["kernel"]) - np.asarray(one["kernel"]))
+  assert diff.max() < 5e-4 and (diff > 1e-5).mean() < 0.01
+
+
+# ---- the loop -------------------------------------------------------------------------
+
+
+def test_train_and_evaluate_writes_everything(trained_workdir):
+  workdir, state = trained_workdir
+  assert int(state.step) == 4
+  assert checkpoints.Reader(workdir).steps() == [2, 4]
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == [1, 2, 4]
+  for name in train.LOSS_KEYS:
+    assert np.isfinite(records[-1][name])
+  assert (workdir / "samples" / "step_0000002.png").exists()
+  assert (workdir / "samples" / "step_0000004.png").exists()
+  assert (workdir / "loss_curves.png").stat().st_size > 1000
+  assert list((workdir / "tensorboard").iterdir())
+  assert json.loads((workdir / "config.json").read_text())["netG"] == "resnet_6blocks"
+
+
+def test_restart_after_a_kill_ends_with_the_same_parameters(trained_workdir, tmp_path):
+  workdir, final = trained_workdir
+  killed = tmp_path / "killed"
+  shutil.copytree(workdir, killed)
+  # A run killed somewhere after its step-2 checkpoint: step 4 never reached disk.
+  shutil.rmtree(killed / "checkpoints" / "4")
+  resumed = train.train_and_evaluate(tiny_config(), str(killed))
+  chex.assert_trees_all_equal(jax.device_get(resumed.params), jax.device_get(final.params))
+  chex.assert_trees_all_equal(
+    jax.device_get(resumed.pool_fake_A), jax.device_get(final.pool_fake_A)
+  )
+  # The log does not double back: steps after the checkpoint were rewritten once.
+  steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+  assert steps == [1, 2, 4]
+
+
+def test_the_loop_does_not_recompile(tmp_path, monkeypatch):
+  monkeypatch.setattr(train, "train_step", chex.assert_max_traces(train.train_step, n=1))
+  train.train_and_evaluate(tiny_config(checkpoint_every=0, sample_every=0), str(tmp_path))
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(
+  trained_workdir, tmp_path, monkeypatch
+):
+  workdir, _ = trained_workdir
+  run = tmp_path / "nan"
+  shutil.copytree(workdir, run)
+  shutil.rmtree(run / "checkpoints" / "4")
+  monkeypatch.setattr(losses, "l1", lambda *, prediction, target: prediction.sum() * np.nan)
+  with pytest.raises(UserError, match=r"at step 3.*last good checkpoint is step 2"):
+    train.train_and_evaluate(tiny_config(checkpoint_every=1), str(run))
+  assert checkpoints.Reader(run).steps() == [2]
+
+
+def test_resuming_with_a_different_config_names_the_field(trained_workdir):
+  workdir, _ = trained_workdir
+  with pytest.raises(UserError, match=r"config.ngf is 16 .* trained with 8"):
+    train.train_and_evaluate(tiny_config(ngf=16), str(workdir))
+  # Changing only how long to train is allowed (and already done here).
+  state = train.train_and_evaluate(tiny_config(num_steps=4, log_every=1), str(workdir))
+  assert int(state.step) == 4
+
+
+def test_config_validation_names_the_key():
+  config = tiny_config()
+  config_lib.validate(config)
+  for key, value, message in [
+    ("netG", "resnet_7blocks", "config.netG"),
+    ("crop_size", 30, "multiple of 4"),
+    ("load_size", 16, "load_size=16 is smaller"),
+    ("gan_mode", "wgan", "config.gan_mode"),
+    ("lambda_A", -1.0, "config.lambda_A"),
+  ]:
+    bad = tiny_config(**{key: value})
+    with pytest.raises(UserError, match=message):
+      config_lib.validate(bad)
+  bad = tiny_config()
+  bad.unlock()
+  bad.ngff = 3
+  with pytest.raises(UserError, match="unknown config key 'ngff'"):
+    config_lib.validate(bad)
+  bad = tiny_config(netG="unet")
+  with pytest.raises(UserError, match="num_downs"):
+    config_lib.validate(bad)
