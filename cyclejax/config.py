@@ -6,6 +6,9 @@ training length is `num_steps` (the reference counts epochs: an epoch here is
 max(|A|, |B|) images, so num_steps = epochs * max(|A|, |B|) / batch_size).
 """
 
+import importlib.util
+import pathlib
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -17,6 +20,7 @@ DATASETS = ("shapes", "folder", "tfds")
 PREPROCESS = ("resize_and_crop", "crop")
 DTYPES = ("float32", "bfloat16")
 LR_POLICIES = ("linear", "constant")
+XAI_EXPLANATIONS = ("saliency",)
 
 # Keys that may differ between a checkpoint's config and the config resuming it: they
 # change how a run is watched, not what it computes (num_steps also moves the LR decay).
@@ -63,6 +67,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.shapes.noise = 0.0  # std of Gaussian noise added to the images (0..1 scale).
   c.shapes.background = 0.0  # background gray level (0 black .. 1 white).
   c.shapes.gray = 0.5  # gray level of every shape in domain B.
+  c.shapes.num_shapes = 1  # shapes per image (non-overlapping; kinds drawn independently).
+  c.shapes.radius_min = 0.18  # area-equivalent radius of a shape, as a fraction of size.
+  c.shapes.radius_max = 0.26
 
   # --- networks -----------------------------------------------------------------------
   c.netG = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet
@@ -82,6 +89,24 @@ def base_config() -> ml_collections.ConfigDict:
   c.lambda_B = 10.0  # cycle loss B -> A -> B.
   c.lambda_identity = 0.5  # identity loss weight, relative to lambda_A / lambda_B.
   c.pool_size = 50  # past fakes per discriminator; 0 disables the pool.
+
+  # --- explanation-guided training (xAI-CycleGAN, Sloboda et al. 2023) ------------------
+  # Off by default: the reference CycleGAN, bit for bit. See cyclejax/xai.py.
+  c.xai = ml_collections.ConfigDict()
+  c.xai.enabled = False
+  c.xai.explanation = "saliency"  # D's map of a fake: |dD/dx|, max over channels, [0, 1].
+  # Where the map scales G's gradient (g' = g + alpha * lambda_a * g * E):
+  # 'adversarial' at D's input (only the adversarial gradient; xAI-GAN's reading), or
+  # 'all' at the generator's output (adversarial and cycle gradients; the authors' code).
+  c.xai.apply_to = "adversarial"
+  c.xai.alpha = 1.0
+  # lambda = min(1, 4 * (0.5 - min(0.5, D loss)) ** gamma): how much a D is trusted.
+  c.xai.gamma = 2.0
+  # Soft input mask (Mask CycleGAN): G gets image + mask; the mask is N(1, mask_std)
+  # noise plus lambda_b times a mask discriminator's map of a first pass's output.
+  c.xai.mask_input = False
+  c.xai.mask_std = 0.02
+  c.xai.mask_gan_ratio = 0.5  # G's adversarial loss: (1 - r) GAN(D) + r GAN(D_mask).
 
   # --- optimisation -------------------------------------------------------------------
   c.lr = 2e-4  # Adam learning rate (both optimizers).
@@ -103,6 +128,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.max_to_keep = 3  # checkpoints kept.
   c.async_checkpoints = True  # write checkpoints in the background.
   return c
+
+
+def load_config_file(path: str | pathlib.Path, arg: str | None = None):
+  """get_config(arg) of a config file, by path (so configs can build on each other
+  wherever they are run from)."""
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(f"cyclejax_config_{path.stem}", path)
+  if spec is None or spec.loader is None:
+    raise UserError(f"cannot load config file {path}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
 
 
 def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -170,6 +207,19 @@ def validate(c: ml_collections.ConfigDict) -> None:
   one_of("gan_mode", GAN_MODES)
   one_of("dtype", DTYPES)
   one_of("lr_policy", LR_POLICIES)
+  if c.xai.explanation not in XAI_EXPLANATIONS:
+    raise UserError(
+      f"config.xai.explanation={c.xai.explanation!r} is not one of {list(XAI_EXPLANATIONS)}"
+    )
+  if c.xai.apply_to not in ("adversarial", "all"):
+    raise UserError(f"config.xai.apply_to={c.xai.apply_to!r} is not 'adversarial' or 'all'")
+  if c.xai.alpha < 0 or c.xai.gamma <= 0 or c.xai.mask_std < 0:
+    raise UserError(
+      f"config.xai.alpha={c.xai.alpha}, gamma={c.xai.gamma} and mask_std={c.xai.mask_std} "
+      "must be >= 0, > 0 and >= 0"
+    )
+  if not 0.0 <= c.xai.mask_gan_ratio <= 1.0:
+    raise UserError(f"config.xai.mask_gan_ratio={c.xai.mask_gan_ratio} must lie in [0, 1]")
   for key in (
     "load_size",
     "crop_size",
@@ -182,6 +232,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     "shapes.size",
     "shapes.num_train",
     "shapes.num_test",
+    "shapes.num_shapes",
+    "shapes.radius_min",
     "num_samples",
   ):
     positive(key)
@@ -205,6 +257,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
   for key in ("background", "gray"):
     if not 0.0 <= c.shapes[key] <= 1.0:
       raise UserError(f"config.shapes.{key}={c.shapes[key]} must lie in [0, 1]")
+  if not c.shapes.radius_min <= c.shapes.radius_max < 0.5:
+    raise UserError(
+      f"config.shapes.radius_min={c.shapes.radius_min} and radius_max="
+      f"{c.shapes.radius_max} must satisfy radius_min <= radius_max < 0.5"
+    )
+  if c.shapes.num_shapes > 1 and not c.shapes.shift:
+    raise UserError(
+      f"config.shapes.num_shapes={c.shapes.num_shapes} needs config.shapes.shift=True"
+    )
   if c.netG == "unet":
     if c.num_downs is None or c.num_downs < 1:
       raise UserError("config.netG='unet' needs config.num_downs >= 1")

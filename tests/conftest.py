@@ -24,11 +24,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def tiny_config(**overrides):
   """configs/shapes.py:tiny with overrides (keys may be dotted: 'shapes.size')."""
-  from ml_collections import config_flags  # noqa: PLC0415
+  from cyclejax import config as config_lib  # noqa: PLC0415
 
-  config = config_flags.config_flags._LoadConfigModule(  # noqa: SLF001
-    "shapes", str(REPO / "configs" / "shapes.py")
-  ).get_config("tiny")
+  config = config_lib.load_config_file(REPO / "configs" / "shapes.py", "tiny")
   for key, value in overrides.items():
     node = config
     *path, last = key.split(".")

@@ -58,6 +58,8 @@ def shapes_spec(config: ml_collections.ConfigDict) -> shapes.ShapesSpec:
     background=s.background,
     gray=s.gray,
     seed=config.seed,
+    num_shapes=s.num_shapes,
+    radius=(s.radius_min, s.radius_max),
   )
 
 

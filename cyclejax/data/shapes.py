@@ -43,7 +43,9 @@ class ShapesSpec:
     background: background gray level, 0 (black) .. 1 (white).
     gray: gray level of every shape in domain B.
     seed: the seed everything is drawn from.
-    kinds: the shape kinds drawn (uniformly).
+    kinds: the shape kinds drawn (uniformly, independently per shape).
+    num_shapes: shapes per image (they never overlap; more than one needs shift).
+    radius: range of the shapes' area-equivalent radius, as a fraction of `size`.
   """
 
   size: int = 64
@@ -55,6 +57,8 @@ class ShapesSpec:
   gray: float = 0.5
   seed: int = 0
   kinds: tuple[str, ...] = TRAIN_KINDS
+  num_shapes: int = 1
+  radius: tuple[float, float] = (0.18, 0.26)
 
   def num(self, split: str) -> int:
     return {"train": self.num_train, "test": self.num_test}[split]
@@ -79,30 +83,70 @@ class Sample:
   Attributes:
     rgb: [S, S, 3] uint8, the domain-A rendering (true colors).
     gray: [S, S, 3] uint8, the domain-B rendering (every shape at `spec.gray`).
-    mask: [S, S] uint8 labels: 0 background, LABELS[kind] inside the shape.
-    scene: what was drawn.
+    mask: [S, S] uint8 labels: 0 background, LABELS[kind] inside a shape of that kind.
+    scenes: the shapes drawn.
   """
 
   rgb: np.ndarray
   gray: np.ndarray
   mask: np.ndarray
-  scene: Scene
+  scenes: tuple[Scene, ...]
+
+  @property
+  def scene(self) -> Scene:
+    """The first (with num_shapes=1 the only) shape."""
+    return self.scenes[0]
 
 
-def draw_scene(spec: ShapesSpec, rng: np.random.Generator, kind: str | None = None) -> Scene:
-  """Draws a shape that lies fully inside the image."""
+def draw_scene(
+  spec: ShapesSpec,
+  rng: np.random.Generator,
+  kind: str | None = None,
+  avoid: tuple[Scene, ...] = (),
+  attempts: int = 1000,
+) -> Scene:
+  """Draws a shape that lies fully inside the image and clear of the `avoid` shapes.
+
+  Raises:
+    ValueError: no place was found in `attempts` draws.
+  """
   s = spec.size
   kind = kind or spec.kinds[int(rng.integers(len(spec.kinds)))]
-  radius = float(rng.uniform(0.18, 0.26)) * s
-  aspect = float(rng.uniform(0.4, 0.8)) if kind == "rectangle" else 1.0
-  angle = float(rng.uniform(0, 2 * np.pi)) if kind in ("triangle", "square", "rectangle") else 0.0
-  scene = Scene(kind=kind, cx=0.0, cy=0.0, radius=radius, angle=angle, aspect=aspect)
-  margin = circumradius(scene) + 1.0
-  if spec.shift:
-    cx, cy = (float(v) for v in rng.uniform(margin, s - margin, size=2))
-  else:
-    cx = cy = s / 2.0
-  return dataclasses.replace(scene, cx=cx, cy=cy)
+  for _ in range(attempts):
+    radius = float(rng.uniform(*spec.radius)) * s
+    aspect = float(rng.uniform(0.4, 0.8)) if kind == "rectangle" else 1.0
+    angle = float(rng.uniform(0, 2 * np.pi)) if kind != "circle" else 0.0
+    scene = Scene(kind=kind, cx=0.0, cy=0.0, radius=radius, angle=angle, aspect=aspect)
+    margin = circumradius(scene) + 1.0
+    if spec.shift:
+      cx, cy = (float(v) for v in rng.uniform(margin, s - margin, size=2))
+    else:
+      cx = cy = s / 2.0
+    scene = dataclasses.replace(scene, cx=cx, cy=cy)
+    if all(np.hypot(cx - o.cx, cy - o.cy) > margin + circumradius(o) for o in avoid):
+      return scene
+  raise ValueError(
+    f"cannot place {spec.num_shapes} shapes of radius {spec.radius} in {s}x{s} images; "
+    "use fewer or smaller shapes"
+  )
+
+
+def draw_scenes(spec: ShapesSpec, rng: np.random.Generator) -> tuple[Scene, ...]:
+  """The `spec.num_shapes` non-overlapping shapes of one image."""
+  if spec.num_shapes > 1 and not spec.shift:
+    raise ValueError("several shapes per image need shift=True (they cannot all be centred)")
+  for _ in range(100):  # a crowded first draw can leave no room: start over
+    scenes: tuple[Scene, ...] = ()
+    try:
+      for _ in range(spec.num_shapes):
+        scenes += (draw_scene(spec, rng, avoid=scenes, attempts=50),)
+      return scenes
+    except ValueError:
+      continue
+  raise ValueError(
+    f"cannot place {spec.num_shapes} shapes of radius {spec.radius} in "
+    f"{spec.size}x{spec.size} images; use fewer or smaller shapes"
+  )
 
 
 def _rect_half_sides(scene: Scene) -> tuple[float, float]:
@@ -145,19 +189,24 @@ def scene_mask(size: int, scene: Scene) -> np.ndarray:
   raise ValueError(f"unknown shape kind {scene.kind!r}; expected one of {KINDS}")
 
 
-def render(spec: ShapesSpec, scene: Scene, rng: np.random.Generator | None = None) -> Sample:
-  """Renders a scene in both domains (noise, if any, drawn from `rng`)."""
-  inside = scene_mask(spec.size, scene)
-  mask = np.where(inside, LABELS[scene.kind], 0).astype(np.uint8)
+def render(
+  spec: ShapesSpec, scenes: Scene | tuple[Scene, ...], rng: np.random.Generator | None = None
+) -> Sample:
+  """Renders shapes in both domains (noise, if any, drawn from `rng`)."""
+  scenes = (scenes,) if isinstance(scenes, Scene) else tuple(scenes)
+  mask = np.zeros((spec.size, spec.size), np.uint8)
   rgb = np.full((spec.size, spec.size, 3), spec.background, np.float32)
-  rgb[inside] = COLORS[scene.kind]
   gray = np.full((spec.size, spec.size, 3), spec.background, np.float32)
-  gray[inside] = spec.gray
+  for scene in scenes:
+    inside = scene_mask(spec.size, scene)
+    mask[inside] = LABELS[scene.kind]
+    rgb[inside] = COLORS[scene.kind]
+    gray[inside] = spec.gray
   if spec.noise > 0:
     rng = rng or np.random.default_rng(0)
     rgb = rgb + rng.normal(0.0, spec.noise, rgb.shape).astype(np.float32)
     gray = gray + rng.normal(0.0, spec.noise, gray.shape[:2] + (1,)).astype(np.float32)
-  return Sample(rgb=_to_uint8(rgb), gray=_to_uint8(gray), mask=mask, scene=scene)
+  return Sample(rgb=_to_uint8(rgb), gray=_to_uint8(gray), mask=mask, scenes=scenes)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -170,7 +219,7 @@ def sample(spec: ShapesSpec, split: str, domain: str, index: int) -> Sample:
   if not 0 <= index < spec.num(split):
     raise IndexError(f"shapes {split}/{domain} has {spec.num(split)} images, not {index + 1}")
   rng = np.random.default_rng([spec.seed, SPLITS[split], DOMAINS[domain], index])
-  return render(spec, draw_scene(spec, rng), rng)
+  return render(spec, draw_scenes(spec, rng), rng)
 
 
 class ShapesSource:
