@@ -26,7 +26,9 @@ from cyclejax import config as config_lib
 from cyclejax.errors import UserError
 
 NETWORKS = ("G_A", "G_B", "D_A", "D_B")
-TREE_ITEMS = (*NETWORKS, "train")
+# Mask discriminators of explanation-guided training (config.xai.mask_input).
+MASK_NETWORKS = ("Dm_A", "Dm_B")
+TREE_ITEMS = (*NETWORKS, *MASK_NETWORKS, "train")
 JSON_ITEMS = ("data", "config", "metrics")
 # What each network does, for messages about a missing one.
 ROLES = {
@@ -34,6 +36,8 @@ ROLES = {
   "G_B": "generator B -> A",
   "D_A": "discriminator of domain B (real B vs G_A's fakes)",
   "D_B": "discriminator of domain A (real A vs G_B's fakes)",
+  "Dm_A": "mask discriminator beside D_A (xAI-CycleGAN)",
+  "Dm_B": "mask discriminator beside D_B (xAI-CycleGAN)",
 }
 
 

@@ -30,6 +30,7 @@ from flax import struct
 
 from cyclejax import checkpoints, data, losses, models, periodic, plots, pool
 from cyclejax import config as config_lib
+from cyclejax import xai as xai_lib
 from cyclejax.errors import UserError
 from cyclejax.writer import MetricWriter, read_jsonl
 
@@ -47,6 +48,28 @@ class LossWeights:
 
 
 @dataclasses.dataclass(frozen=True)
+class XaiSettings:
+  """Explanation-guided training (config.xai); see cyclejax/xai.py for the method."""
+
+  explanation: str = "saliency"
+  apply_to: str = "adversarial"  # 'adversarial' | 'all'
+  alpha: float = 1.0
+  gamma: float = 2.0
+  mask_input: bool = False
+  mask_std: float = 0.02
+  mask_gan_ratio: float = 0.5
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "XaiSettings | None":
+    x = config.xai
+    if not x.enabled:
+      return None
+    return cls(
+      x.explanation, x.apply_to, x.alpha, x.gamma, x.mask_input, x.mask_std, x.mask_gan_ratio
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class CycleGAN:
   """The static half of training: networks, optimizers and loss weights.
 
@@ -60,6 +83,13 @@ class CycleGAN:
   weights: LossWeights
   crop_size: int
   pool_size: int
+  xai: XaiSettings | None = None  # None: the reference CycleGAN
+
+  @property
+  def d_names(self) -> tuple[str, ...]:
+    """The discriminators: D_A, D_B, plus the mask discriminators with xai.mask_input."""
+    masked = self.xai is not None and self.xai.mask_input
+    return ("D_A", "D_B", "Dm_A", "Dm_B") if masked else ("D_A", "D_B")
 
 
 class TrainState(struct.PyTreeNode):
@@ -112,7 +142,10 @@ def build_networks(
   common = dict(
     norm=config.norm, init_type=config.init_type, init_gain=config.init_gain, dtype=dtype
   )
-  G = models.build_generator(config.netG, ngf=config.ngf, num_downs=config.num_downs, **common)
+  masked = bool(config.xai.enabled and config.xai.mask_input)
+  G = models.build_generator(
+    config.netG, ngf=config.ngf, num_downs=config.num_downs, masked=masked, **common
+  )
   D = models.build_discriminator(
     config.netD, ndf=config.ndf, n_layers_D=config.n_layers_D, **common
   )
@@ -145,8 +178,13 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   )
 
 
-def init_params(G: nn.Module, D: nn.Module, seed: int, crop_size: int) -> dict[str, Any]:
+def init_params(
+  G: nn.Module, D: nn.Module, seed: int, crop_size: int, d_names=("D_A", "D_B")
+) -> dict[str, Any]:
   """The four networks, each from its own PRNG key (as the reference inits each net).
+
+  `d_names` may add mask discriminators (Dm_A, Dm_B), drawn from keys of their own so
+  that the four reference networks start the same with or without them.
 
   Initialisation draws from JAX's 'rbg' generator: XLA:CPU compiles threefry-based
   normal draws for every parameter shape slowly (seconds per network), rbg in a
@@ -156,7 +194,10 @@ def init_params(G: nn.Module, D: nn.Module, seed: int, crop_size: int) -> dict[s
   k_ga, k_gb, k_da, k_db = jax.random.split(jax.random.key(seed, impl="rbg"), 4)
   init_G = jax.jit(lambda k: G.lazy_init(k, image)["params"])
   init_D = jax.jit(lambda k: D.lazy_init(k, image)["params"])
-  return {"G_A": init_G(k_ga), "G_B": init_G(k_gb), "D_A": init_D(k_da), "D_B": init_D(k_db)}
+  params = {"G_A": init_G(k_ga), "G_B": init_G(k_gb), "D_A": init_D(k_da), "D_B": init_D(k_db)}
+  for i, name in enumerate(n for n in d_names if n not in params):
+    params[name] = init_D(jax.random.fold_in(jax.random.key(seed, impl="rbg"), 100 + i))
+  return params
 
 
 def build_gan(config: ml_collections.ConfigDict) -> CycleGAN:
@@ -169,14 +210,15 @@ def build_gan(config: ml_collections.ConfigDict) -> CycleGAN:
     weights=LossWeights(config.lambda_A, config.lambda_B, config.lambda_identity, config.gan_mode),
     crop_size=config.crop_size,
     pool_size=config.pool_size,
+    xai=XaiSettings.from_config(config),
   )
 
 
 def create_train_state(gan: CycleGAN, seed: int) -> TrainState:
   """A fresh state on the default device (see `init_state_on` for a mesh)."""
-  params = init_params(gan.G, gan.D, seed, gan.crop_size)
+  params = init_params(gan.G, gan.D, seed, gan.crop_size, gan.d_names)
   params_G = {k: params[k] for k in ("G_A", "G_B")}
-  params_D = {k: params[k] for k in ("D_A", "D_B")}
+  params_D = {k: params[k] for k in gan.d_names}
   image_shape = (gan.crop_size, gan.crop_size, 3)
   return TrainState(
     step=jnp.zeros((), jnp.int32),
@@ -194,6 +236,51 @@ def to_float(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
+def _gan_value(D: nn.Module, params, real, fake, gan_mode) -> jax.Array:
+  """A discriminator's current loss 0.5 (GAN(D(real), 1) + GAN(D(fake), 0)), no gradient."""
+  params, fake = jax.lax.stop_gradient(params), jax.lax.stop_gradient(fake)
+  return losses.discriminator_loss(
+    pred_real=D.apply({"params": params}, real),
+    pred_fake=D.apply({"params": params}, fake),
+    gan_mode=gan_mode,
+  )
+
+
+def _input_masks(gan: CycleGAN, params, real_A, real_B, key) -> tuple[dict, dict]:
+  """xAI-CycleGAN's soft input masks, from a first generator pass (no gradient).
+
+  mask_A (for G_A's inputs) = N(1, std) noise + lambda_b * E, where E is the mask
+  discriminator Dm_A's explanation of G_A's first-pass output and lambda_b the damping
+  of Dm_A's current loss (on real and fake images under the same noise mask).
+  """
+  x = gan.xai
+  explain = xai_lib.explanation(x.explanation)
+  sg = jax.lax.stop_gradient(params)
+  key_A, key_B = jax.random.split(key)
+  masks, metrics = {}, {}
+  for src, real_src, real_dst, gen, dm, k in (
+    ("A", real_A, real_B, "G_A", "Dm_A", key_A),
+    ("B", real_B, real_A, "G_B", "Dm_B", key_B),
+  ):
+    noise = xai_lib.noise_mask(k, real_src.shape[:-1] + (1,), std=x.mask_std)
+    first = jax.lax.stop_gradient(gan.G.apply({"params": sg[gen]}, real_src, noise))
+    lam_b = xai_lib.damping(
+      _gan_value(gan.D, sg[dm], real_dst * noise, first * noise, gan.weights.gan_mode), x.gamma
+    )
+    masks[src] = noise + lam_b * explain(gan.D.apply, sg[dm], first)
+    metrics[f"lambda_b_{src}"] = lam_b
+  return masks, metrics
+
+
+def _guided(gan: CycleGAN, d_params, fake, real) -> tuple[jax.Array, jax.Array]:
+  """fake, with its gradient scaled by 1 + alpha * lambda_a * E (E: D's explanation)."""
+  x = gan.xai
+  explain = xai_lib.explanation(x.explanation)
+  lam_a = xai_lib.damping(_gan_value(gan.D, d_params, real, fake, gan.weights.gan_mode), x.gamma)
+  m = x.alpha * lam_a * explain(gan.D.apply, d_params, fake)
+  return xai_lib.guide(fake, jax.lax.stop_gradient(m)), lam_a
+
+
 def train_step(
   gan: CycleGAN, state: TrainState, batch: dict[str, jax.Array]
 ) -> tuple[TrainState, dict]:
@@ -201,31 +288,52 @@ def train_step(
 
   Returns the new state and scalar metrics: the eight reference losses (D_A, G_A,
   cycle_A, idt_A, D_B, G_B, cycle_B, idt_B), the total G loss 'G' and the 'lr' used.
+  With config.xai on, also the damping factors (lambda_a_*, lambda_b_*) and, with the
+  soft input mask, the mask discriminators' losses (Dm_A, Dm_B) and G's terms against
+  them (Gm_A, Gm_B).
   """
-  w = gan.weights
+  w, x = gan.weights, gan.xai
   G, D = gan.G, gan.D
   real_A, real_B = to_float(batch["A"]), to_float(batch["B"])
   n = real_A.shape[0]
-  key_A, key_B = jax.random.split(jax.random.fold_in(state.rng, state.step))
+  step_key = jax.random.fold_in(state.rng, state.step)
+  key_A, key_B = jax.random.split(step_key)
   use_identity = w.lambda_identity > 0
+  masks, extra = {"A": None, "B": None}, {}
+  if x is not None and x.mask_input:
+    masks, extra = _input_masks(gan, state.params, real_A, real_B, jax.random.fold_in(step_key, 7))
+
+  def cat(a, b):
+    return None if a is None else jnp.concatenate([a, b])
 
   def g_loss(params_G):
-    gen_A = lambda x: G.apply({"params": params_G["G_A"]}, x)
-    gen_B = lambda x: G.apply({"params": params_G["G_B"]}, x)
+    def gen(name, images, mask):
+      variables = {"params": params_G[name]}
+      return G.apply(variables, images) if mask is None else G.apply(variables, images, mask)
+
+    mask_A, mask_B = masks["A"], masks["B"]
     if use_identity:
       # One call per generator for its translation and its identity mapping
       # (instance norm is per image, so batching them changes nothing).
-      out_A = gen_A(jnp.concatenate([real_A, real_B]))
-      out_B = gen_B(jnp.concatenate([real_B, real_A]))
+      out_A = gen("G_A", jnp.concatenate([real_A, real_B]), cat(mask_A, mask_B))
+      out_B = gen("G_B", jnp.concatenate([real_B, real_A]), cat(mask_B, mask_A))
       fake_B, idt_A = out_A[:n], out_A[n:]
       fake_A, idt_B = out_B[:n], out_B[n:]
     else:
-      fake_B, fake_A = gen_A(real_A), gen_B(real_B)
+      fake_B, fake_A = gen("G_A", real_A, mask_A), gen("G_B", real_B, mask_B)
       idt_A = idt_B = None
-    rec_A, rec_B = gen_B(fake_B), gen_A(fake_A)
+    adv_B, adv_A, cyc_B, cyc_A, info = fake_B, fake_A, fake_B, fake_A, {}
+    if x is not None:
+      # The discriminator's explanation scales the gradient reaching the fake: at D's
+      # input only ('adversarial', xAI-GAN) or at the generator output ('all').
+      adv_B, info["lambda_a_A"] = _guided(gan, state.params["D_A"], fake_B, real_B)
+      adv_A, info["lambda_a_B"] = _guided(gan, state.params["D_B"], fake_A, real_A)
+      if x.apply_to == "all":
+        cyc_B, cyc_A = adv_B, adv_A
+    rec_A, rec_B = gen("G_B", cyc_B, mask_A), gen("G_A", cyc_A, mask_B)
     terms = losses.generator_losses(
-      pred_fake_B=D.apply({"params": state.params["D_A"]}, fake_B),
-      pred_fake_A=D.apply({"params": state.params["D_B"]}, fake_A),
+      pred_fake_B=D.apply({"params": state.params["D_A"]}, adv_B),
+      pred_fake_A=D.apply({"params": state.params["D_B"]}, adv_A),
       real_A=real_A,
       real_B=real_B,
       rec_A=rec_A,
@@ -237,7 +345,18 @@ def train_step(
       lambda_identity=w.lambda_identity,
       gan_mode=w.gan_mode,
     )
-    return terms["G"], (terms, fake_A, fake_B)
+    if mask_A is not None:
+      # Mask CycleGAN's mask discriminators judge the fakes under the soft mask; G's
+      # adversarial loss mixes both judges: (1 - r) GAN(D) + r GAN(Dm).
+      r = x.mask_gan_ratio
+      for name, dm, fake, mask in (("A", "Dm_A", adv_B, mask_A), ("B", "Dm_B", adv_A, mask_B)):
+        terms[f"Gm_{name}"] = losses.gan_loss(
+          prediction=D.apply({"params": state.params[dm]}, fake * mask),
+          target_is_real=True,
+          gan_mode=w.gan_mode,
+        )
+      terms["G"] = terms["G"] + r * (terms["Gm_A"] + terms["Gm_B"] - terms["G_A"] - terms["G_B"])
+    return terms["G"], ({**terms, **info}, fake_A, fake_B)
 
   params_G = {k: state.params[k] for k in ("G_A", "G_B")}
   (_, (g_terms, fake_A, fake_B)), grads_G = jax.value_and_grad(g_loss, has_aux=True)(params_G)
@@ -254,10 +373,24 @@ def train_step(
     d_B = losses.discriminator_loss(
       pred_real=disc("D_B", real_A), pred_fake=disc("D_B", pooled_A), gan_mode=w.gan_mode
     )
-    return d_A + d_B, {"D_A": d_A, "D_B": d_B}
+    total, terms = d_A + d_B, {"D_A": d_A, "D_B": d_B}
+    if masks["A"] is not None:
+      # Real and fresh fake images under the same mask, so the mask itself is no cue.
+      for dm, real, fake, mask in (
+        ("Dm_A", real_B, fake_B, masks["A"]),
+        ("Dm_B", real_A, fake_A, masks["B"]),
+      ):
+        terms[dm] = losses.discriminator_loss(
+          pred_real=disc(dm, real * mask),
+          pred_fake=disc(dm, jax.lax.stop_gradient(fake) * mask),
+          gan_mode=w.gan_mode,
+        )
+        total = total + terms[dm]
+    return total, terms
 
-  params_D = {k: state.params[k] for k in ("D_A", "D_B")}
+  params_D = {k: state.params[k] for k in gan.d_names}
   (_, d_terms), grads_D = jax.value_and_grad(d_loss, has_aux=True)(params_D)
+  d_terms = {**d_terms, **extra}
 
   updates_G, opt_G = gan.tx_G.update(grads_G, state.opt_G, params_G)
   updates_D, opt_D = gan.tx_D.update(grads_D, state.opt_D, params_D)

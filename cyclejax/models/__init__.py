@@ -12,6 +12,7 @@ from flax import linen as nn
 from cyclejax.models.discriminators import NLayerDiscriminator, PixelDiscriminator
 from cyclejax.models.generators import ResnetGenerator, UnetGenerator
 from cyclejax.models.layers import INIT_TYPES, NORMS
+from cyclejax.models.xai_nets import MaskedGenerator, XaiDiscriminator, XaiResnetGenerator
 
 GENERATORS = {
   "resnet_9blocks": functools.partial(ResnetGenerator, n_blocks=9),
@@ -20,14 +21,20 @@ GENERATORS = {
   "unet_256": functools.partial(UnetGenerator, num_downs=8),
   # Any depth: num_downs is then a required argument (e.g. 3 for 'U-Net shallow').
   "unet": UnetGenerator,
+  # xAI-CycleGAN's generator (additive same-level skips), 9 residual blocks.
+  "xai_resnet": functools.partial(XaiResnetGenerator, n_blocks=9),
 }
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
+# basic, n_layers and pixel are the reference's; xai is xAI-CycleGAN's.
+DISCRIMINATORS = ("basic", "n_layers", "pixel", "xai")
 
 __all__ = [
   "DISCRIMINATORS",
   "GENERATORS",
   "INIT_TYPES",
   "NORMS",
+  "MaskedGenerator",
+  "XaiDiscriminator",
+  "XaiResnetGenerator",
   "NLayerDiscriminator",
   "PixelDiscriminator",
   "ResnetGenerator",
@@ -47,9 +54,13 @@ def build_generator(
   init_gain: float = 0.02,
   output_nc: int = 3,
   num_downs: int | None = None,
+  masked: bool = False,
   dtype=jnp.float32,
 ) -> nn.Module:
   """Returns the generator named `netG` (reference names, plus 'unet' with num_downs).
+
+  With masked=True the generator is wrapped in MaskedGenerator (xAI-CycleGAN's soft
+  input mask); its parameters are then {'mask_encoder': ..., 'net': <the generator>}.
 
   Raises:
     ValueError: unknown name, norm or init type, or 'unet' without num_downs.
@@ -69,7 +80,10 @@ def build_generator(
     if num_downs is None:
       raise ValueError("netG 'unet' needs num_downs")
     kwargs["num_downs"] = num_downs
-  return GENERATORS[netG](**kwargs)
+  generator = GENERATORS[netG](**kwargs)
+  if masked:
+    return MaskedGenerator(generator, init_type=init_type, init_gain=init_gain, dtype=dtype)
+  return generator
 
 
 def build_discriminator(
@@ -82,7 +96,8 @@ def build_discriminator(
   init_gain: float = 0.02,
   dtype=jnp.float32,
 ) -> nn.Module:
-  """Returns the discriminator named `netD`: 'basic' (n_layers_D=3), 'n_layers' or 'pixel'."""
+  """Returns the discriminator named `netD`: 'basic' (n_layers_D=3), 'n_layers', 'pixel'
+  or 'xai' (xAI-CycleGAN's, n_layers_D pairs of layers, no normalisation)."""
   _check(norm, init_type)
   common = dict(ndf=ndf, norm=norm, init_type=init_type, init_gain=init_gain, dtype=dtype)
   if netD == "basic":
@@ -91,13 +106,20 @@ def build_discriminator(
     return NLayerDiscriminator(n_layers=n_layers_D, **common)
   if netD == "pixel":
     return PixelDiscriminator(**common)
+  if netD == "xai":
+    del common["norm"]  # no normalisation in xAI-CycleGAN's discriminator
+    return XaiDiscriminator(n_layers=n_layers_D, **common)
   raise ValueError(f"unknown netD {netD!r}; expected one of {list(DISCRIMINATORS)}")
 
 
 def generator_multiple(generator: nn.Module) -> int:
   """The factor the generator's input sides must be a multiple of."""
+  if isinstance(generator, MaskedGenerator):
+    return generator_multiple(generator.net)
   if isinstance(generator, UnetGenerator):
     return 2**generator.num_downs
+  if isinstance(generator, XaiResnetGenerator):
+    return 8
   return 4
 
 

@@ -1,0 +1,183 @@
+"""Does explanation-guided training converge faster? Measured on the toy shapes.
+
+  python -m cyclejax.convergence --config=configs/shapes.py --seeds=3 --num_steps=2000 \
+      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8]
+
+Trains the baseline (config.xai.enabled=False) and the xAI variant (True; any
+--config.xai.* overrides apply to it) with the same seeds, hence the same data and the
+same initial networks, and evaluates every checkpoint on the held-out toy images with
+exact metrics: color accuracy (G_B on gray shapes), background error, cycle
+reconstruction errors, next to the training losses. Writes under --workdir:
+
+  <variant>/seed_<s>/      each run's workdir (rerunning resumes / skips finished runs)
+  convergence.json         every evaluated value
+  convergence.png          each metric over steps: mean and min..max over seeds
+  convergence.md           steps to reach the threshold per variant and seed, and the
+                           ratio baseline / xAI (> 1: xAI is faster)
+"""
+
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from cyclejax import checkpoints, cli, data, evaluation, train  # noqa: E402
+from cyclejax.errors import UserError  # noqa: E402
+from cyclejax.writer import read_jsonl  # noqa: E402
+
+_CONFIG = cli.define_config_flag()
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where runs and results go.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per variant (0, 1, ...).")
+_NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Steps per run (default: the config's).")
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", 100, "Steps between evaluations.")
+_METRIC = flags.DEFINE_string("metric", "color_accuracy", "Metric for steps-to-threshold.")
+_THRESHOLD = flags.DEFINE_float("threshold", 0.8, "Level the metric must reach.")
+flags.mark_flags_as_required(["workdir"])
+
+VARIANTS = ("baseline", "xai")
+METRICS = ("color_accuracy", "background_error", "cycle_error_A", "cycle_error_B")
+LOSSES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
+
+
+def variant_config(config, variant: str, seed: int, num_steps: int, eval_every: int):
+  c = config.copy_and_resolve_references()
+  c.unlock()
+  c.xai.enabled = variant == "xai"
+  c.seed = seed
+  c.num_steps = num_steps
+  c.checkpoint_every = eval_every
+  c.max_to_keep = num_steps // eval_every + 2
+  c.log_every = min(c.log_every, eval_every)
+  c.sample_every = num_steps
+  c.lock()
+  return c
+
+
+def evaluate_run(config, workdir: pathlib.Path) -> list[dict]:
+  """Metrics at every checkpoint of a run, with the training losses logged at that step."""
+  reader = checkpoints.Reader(workdir)
+  G, _ = train.build_networks(config, dtype="float32")
+  spec = data.shapes_spec(config)
+  losses = {r["step"]: r for r in read_jsonl(workdir / "metrics.jsonl")}
+  rows = []
+  for step in reader.steps():
+    values = evaluation.toy_metrics(G, reader.params("G_A", step), reader.params("G_B", step), spec)
+    logged = losses.get(step, {})
+    values.update({k: logged[k] for k in LOSSES if isinstance(logged.get(k), float)})
+    rows.append({"step": step, **values})
+  return rows
+
+
+def steps_to(rows: list[dict], metric: str, threshold: float) -> int | None:
+  """First evaluated step where the metric reaches the threshold (lower is better for
+  errors, higher for accuracies)."""
+  higher = not metric.endswith("error") and not metric.startswith("cycle_error")
+  for row in rows:
+    value = row.get(metric)
+    if value is not None and (value >= threshold if higher else value <= threshold):
+      return row["step"]
+  return None
+
+
+def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
+  lines = [
+    f"# Convergence: steps until {metric} {'>=' if 'error' not in metric else '<='} {threshold}",
+    "",
+    "| variant | " + " | ".join(f"seed {s}" for s in sorted(results["baseline"])) + " | mean |",
+    "| --- |" + " --- |" * (len(results["baseline"]) + 1),
+  ]
+  means = {}
+  for variant in VARIANTS:
+    steps = [steps_to(results[variant][s], metric, threshold) for s in sorted(results[variant])]
+    reached = [s for s in steps if s is not None]
+    # A run that never reached the threshold counts as num_steps (a lower bound).
+    means[variant] = float(np.mean([s if s is not None else num_steps for s in steps]))
+    cells = [str(s) if s is not None else f">{num_steps}" for s in steps]
+    prefix = "" if len(reached) == len(steps) else ">="
+    lines.append(f"| {variant} | " + " | ".join(cells) + f" | {prefix}{means[variant]:.0f} |")
+  lines.append("")
+  reached = {
+    v: all(steps_to(r, metric, threshold) is not None for r in results[v].values())
+    for v in VARIANTS
+  }
+  if not reached["baseline"] and not reached["xai"]:
+    lines.append(f"ratio baseline / xai: n/a (no run of either variant reached {threshold})")
+  else:
+    bound = (
+      ""
+      if reached["baseline"] and reached["xai"]
+      else (" (a bound: some runs never reached the threshold and count as num_steps)")
+    )
+    lines.append(
+      f"ratio baseline / xai (mean steps): {means['baseline'] / max(means['xai'], 1):.2f}"
+      f"{bound}; > 1 means the xAI variant reached the threshold sooner"
+    )
+  lines.append("")
+  lines.append("Final values (mean over seeds):")
+  lines.append("")
+  lines.append("| variant | " + " | ".join(METRICS) + " |")
+  lines.append("| --- |" + " --- |" * len(METRICS))
+  for variant in VARIANTS:
+    finals = [results[variant][s][-1] for s in sorted(results[variant])]
+    lines.append(
+      f"| {variant} | "
+      + " | ".join(f"{np.mean([f[m] for f in finals]):.3f}" for m in METRICS)
+      + " |"
+    )
+  return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: pathlib.Path) -> None:
+  names = METRICS + ("G_A", "G_B", "D_A", "D_B")
+  fig, axes = plt.subplots(2, 4, figsize=(18, 7))
+  for ax, name in zip(axes.ravel(), names, strict=True):
+    for variant in VARIANTS:
+      runs = list(results[variant].values())
+      steps = [r["step"] for r in runs[0]]
+      values = np.array([[row.get(name, np.nan) for row in run[: len(steps)]] for run in runs])
+      mean = np.nanmean(values, axis=0)
+      ax.plot(steps, mean, label=variant)
+      ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2)
+    ax.set_title(name)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  axes[0, 0].legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  config = cli.loaded_config(_CONFIG)
+  if config.dataset != "shapes":
+    raise UserError("the convergence study needs config.dataset='shapes' (exact metrics)")
+  num_steps = _NUM_STEPS.value or config.num_steps
+  eval_every = _EVAL_EVERY.value
+  if eval_every < 1 or num_steps < eval_every or _SEEDS.value < 1:
+    raise UserError("need --seeds >= 1 and 1 <= --eval_every <= --num_steps")
+  root = pathlib.Path(_WORKDIR.value).expanduser().resolve()
+  results: dict[str, dict[int, list]] = {v: {} for v in VARIANTS}
+  for seed in range(_SEEDS.value):
+    for variant in VARIANTS:
+      c = variant_config(config, variant, seed, num_steps, eval_every)
+      workdir = root / variant / f"seed_{seed}"
+      logging.info("=== %s, seed %d -> %s", variant, seed, workdir)
+      train.train_and_evaluate(c, str(workdir))
+      results[variant][seed] = evaluate_run(c, workdir)
+      logging.info("%s seed %d final: %s", variant, seed, results[variant][seed][-1])
+  (root / "convergence.json").write_text(json.dumps(results, indent=1))
+  plot(results, root / "convergence.png")
+  table = report(results, _METRIC.value, _THRESHOLD.value, num_steps)
+  (root / "convergence.md").write_text(table)
+  print(table)
+
+
+if __name__ == "__main__":
+  cli.run(main)
