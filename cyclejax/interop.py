@@ -37,8 +37,8 @@ import os
 import pathlib
 import pickle
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -622,14 +622,13 @@ def save_torch_state_dict(
   state = to_torch_state_dict(params, net, **options)
   path = pathlib.Path(path).expanduser()
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  os.close(fd)
+  # A name of our own rather than tempfile.mkstemp, whose 0600 mode the file would keep.
+  tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
   try:
     torch.save(state, tmp)
     os.replace(tmp, path)
   finally:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
+    tmp.unlink(missing_ok=True)
   return path
 
 
@@ -694,13 +693,17 @@ def create_workdir(
   if unknown or not networks:
     raise UserError(f"networks must be a non-empty subset of {list(checkpoints.NETWORKS)}")
   check_new_workdir(workdir)
-  workdir.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{workdir.name}.importing-", dir=workdir.parent))
+  # mkdir, not tempfile.mkdtemp: the workdir keeps the user's umask instead of 0700.
+  tmp = workdir.parent / f".{workdir.name}.importing-{os.getpid()}-{secrets.token_hex(4)}"
   try:
-    mngr = checkpoints.manager(tmp, max_to_keep=1, async_save=False)
-    checkpoints.save(mngr, 0, networks=networks, config=config)
-    mngr.wait_until_finished()
-    mngr.close()
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+  except OSError as e:
+    raise UserError(f"cannot create a workdir in {workdir.parent}: {e.strerror}") from None
+  try:
+    with checkpoints.manager(tmp, max_to_keep=1, async_save=False) as mngr:
+      checkpoints.save(mngr, 0, networks=networks, config=config)
+      mngr.wait_until_finished()
     (tmp / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     record = {
       "imported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

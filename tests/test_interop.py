@@ -336,6 +336,7 @@ def test_export_loads_strictly_into_the_reference(trained_workdir, tmp_path):
   out = tmp_path / "latest_net_G_A.pth"
   proc = run_cli("export_torch", f"--workdir={workdir}", "--net=G_A", f"--out={out}")
   assert "networks.define_G(3, 3, 8, 'resnet_6blocks', norm='instance')" in proc.stdout
+  assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
   G = ref.define_G(3, 3, 8, "resnet_6blocks").eval()
   G.load_state_dict(torch.load(out, weights_only=True), strict=True)
   _, params, _ = inference.load_network(workdir, "G_A")
