@@ -163,15 +163,22 @@ class Reader:
     )
 
   def require(self, step: int, name: str, hint: str = "") -> None:
-    if name not in self.items(step):
-      raise UserError(
-        f"{self.workdir} step {step} has no {name} ({ROLES.get(name, name)}); "
-        + (
-          hint
-          or f"import its weights with `python -m cyclejax.import_torch "
-          f"--workdir={self.workdir} --{name}=FILE.pth` or train this workdir"
+    """Raises UserError saying how to get network `name` when step lacks it.
+
+    Only an import from PyTorch leaves a network out (training saves all four), and an
+    import never adds to an existing workdir: the default hint is a new import.
+    """
+    items = self.items(step)
+    if name not in items:
+      present = [n for n in NETWORKS if n in items]
+      if not hint:
+        files = " ".join(f"--{n}=FILE.pth" for n in sorted({*present, name}, key=NETWORKS.index))
+        hint = (
+          f"it was imported without it. Import {name} with the networks you need into a new "
+          f"workdir: `python -m cyclejax.import_torch --workdir=NEW_DIR {files}` (with the "
+          "same --netG/--ngf/--netD/--ndf/--norm flags)"
         )
-      )
+      raise UserError(f"{self.workdir} step {step} has no {name} ({ROLES.get(name, name)}); {hint}")
 
   def params(self, name: str, step: int | None = None, sharding=None) -> Any:
     """The parameters of one network, restored onto `sharding` (default: one device)."""

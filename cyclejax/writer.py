@@ -11,7 +11,6 @@ import math
 import pathlib
 
 import numpy as np
-from tensorboardX import SummaryWriter
 
 
 class MetricWriter:
@@ -25,6 +24,11 @@ class MetricWriter:
       tmp = self.jsonl.with_suffix(".tmp")
       tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
       tmp.replace(self.jsonl)
+    # Imported here, not at the top: tensorboardX imports torch whenever it is installed
+    # (the cyclejax[torch] extra), which would add seconds to every command that only
+    # reads a workdir (translate, inspect, ...) and imports this module through train.
+    from tensorboardX import SummaryWriter  # noqa: PLC0415
+
     self._tb = SummaryWriter(
       str(self.workdir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
     )

@@ -1,0 +1,81 @@
+"""Makes a workdir from weights saved by the PyTorch CycleGAN code.
+
+  python -m cyclejax.import_torch --workdir=runs/horse2zebra --netG=resnet_9blocks \
+      --G_A=latest_net_G_A.pth [--G_B=latest_net_G_B.pth] \
+      [--netD=basic --D_A=latest_net_D_A.pth --D_B=latest_net_D_B.pth] \
+      [--ngf=64 --ndf=64 --n_layers_D=3 --norm=instance]
+
+Any subset of the four networks may be given; `translate`, `inspect` and the other
+tools then use the workdir as if cyclejax had trained it (a checkpoint at step 0), and
+a tool that needs an absent network says which file to import. The flags mirror the
+reference's options. Nothing is written unless every file loads: the workdir must not
+exist yet (or be empty). Needs PyTorch (`pip install 'cyclejax[torch]'`).
+"""
+
+import pathlib
+
+from absl import flags
+
+from cyclejax import checkpoints, cli, interop
+from cyclejax.errors import UserError
+
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "New workdir to create (must not exist or be empty)."
+)
+_NETG = flags.DEFINE_enum(
+  "netG", "resnet_9blocks", interop.GENERATOR_NETS, "Generator architecture."
+)
+_NGF = flags.DEFINE_integer("ngf", 64, "Generator filters in the first conv.")
+_NUM_DOWNS = flags.DEFINE_integer("num_downs", None, "netG=unet only: downsamplings (>= 5).")
+_NETD = flags.DEFINE_enum(
+  "netD", "basic", interop.DISCRIMINATOR_NETS, "Discriminator architecture."
+)
+_NDF = flags.DEFINE_integer("ndf", 64, "Discriminator filters in the first conv.")
+_N_LAYERS_D = flags.DEFINE_integer("n_layers_D", 3, "netD=n_layers only: its layers.")
+_NORM = flags.DEFINE_enum("norm", "instance", ["instance", "none"], "Normalization of all nets.")
+_FILES = {
+  name: flags.DEFINE_string(name, None, f".pth state_dict of {name} ({role}).")
+  for name, role in checkpoints.ROLES.items()
+}
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  files = {name: flag.value for name, flag in _FILES.items() if flag.value}
+  if not files:
+    raise UserError(
+      "give at least one network file: --G_A, --G_B, --D_A or --D_B (a released pretrained "
+      "CycleGAN model, latest_net_G.pth, is one generator: --G_A)"
+    )
+  interop.require_torch()
+  workdir = pathlib.Path(_WORKDIR.value).expanduser().resolve()
+  interop.check_new_workdir(workdir)
+  config = interop.import_config(
+    netG=_NETG.value,
+    ngf=_NGF.value,
+    netD=_NETD.value,
+    ndf=_NDF.value,
+    n_layers_D=_N_LAYERS_D.value,
+    norm=_NORM.value,
+    num_downs=_NUM_DOWNS.value,
+  )
+  networks, lines = {}, []
+  for name, path in files.items():
+    arch = interop.arch_from_config(config, name)
+    networks[name] = interop.load_torch_state_dict(path, arch)
+    lines.append(f"  {name} ({checkpoints.ROLES[name]}): {arch.describe()} from {path}")
+  workdir = interop.create_workdir(workdir, networks, config, sources=files)
+  print(f"imported into {workdir} (checkpoint step 0):")
+  print("\n".join(lines))
+  if "G_A" in networks or "G_B" in networks:
+    direction = "AtoB" if "G_A" in networks else "BtoA"
+    print(
+      f"translate with: python -m cyclejax.translate --workdir={workdir} "
+      f"--direction={direction} --input=IMAGES --output=OUT"
+    )
+
+
+if __name__ == "__main__":
+  cli.run(main)
