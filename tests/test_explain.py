@@ -73,7 +73,7 @@ def score_cam_loop(D, params, image, layer, weighting):
 def patchgan():
   D = models.build_discriminator("basic", ndf=4)  # layer4: 32 channels
   images = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3), minval=-1, maxval=1)
-  params = D.init(jax.random.key(0), images[:1])["params"]
+  params = D.init(jax.random.key(0, impl="rbg"), images[:1])["params"]  # rbg: fast to compile
   return D, params, images
 
 
@@ -125,6 +125,15 @@ def test_chunk_size_does_not_change_the_result(patchgan):
     np.testing.assert_allclose(out["scorecam"], full["scorecam"], atol=1e-6)
 
 
+def test_score_cam_is_jit_compatible_with_traced_target_weights(patchgan):
+  D, params, images = patchgan
+  weights = explain.region(np.eye(2) > 0)  # the 2x2 patch map's diagonal
+  fn = jax.jit(lambda p, x, w: explain.score_cam(D.apply, p, x, target=w, chunk_size=8))
+  got = fn(params, images, weights)
+  want = explain.score_cam(D.apply, params, images, "layer4", target=weights, chunk_size=32)
+  np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_every_method_gives_unit_range_maps_of_the_input_size(patchgan):
   D, params, _ = patchgan
   images = jax.random.uniform(jax.random.key(2), (2, 32, 48, 3), minval=-1, maxval=1)
@@ -147,13 +156,13 @@ def test_every_method_gives_unit_range_maps_of_the_input_size(patchgan):
 
 def test_layers_are_listed_in_call_order_with_the_default_last_hidden():
   D = models.build_discriminator("basic", ndf=4)
-  params = D.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  params = D.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 32, 32, 3)))["params"]
   layers = dict(explain.list_layers(D.apply, params, (32, 32, 3)))
   assert list(layers)[:2] == ["layer1", "layer1/conv"] and list(layers)[-1] == "head"
   assert layers["layer4"] == (3, 3, 32) and layers["head"] == (2, 2, 1)
   assert explain.default_layer(D.apply, params, (32, 32, 3)) == "layer4"
   pixel = models.build_discriminator("pixel", ndf=4)
-  p = pixel.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))["params"]
+  p = pixel.init(jax.random.key(0, impl="rbg"), jnp.zeros((1, 8, 8, 3)))["params"]
   assert explain.default_layer(pixel.apply, p, (8, 8, 3)) == "layer2"
   with pytest.raises(ValueError, match="unknown layer 'nope'"):
     explain.explain(D.apply, params, jnp.zeros((1, 32, 32, 3)), "nope", methods=("scorecam",))
@@ -311,17 +320,6 @@ def test_overlay_is_a_jet_heatmap_over_the_image():
   assert tuple(out[0, 0]) == (0, 0, 128) and tuple(out[0, 1]) == (128, 0, 0)  # jet ends
 
 
-def test_training_writes_cams_of_both_discriminators(tmp_path):
-  from cyclejax import train  # noqa: PLC0415
-
-  config = tiny_config(explain_every=4, explain_methods="scorecam,gradcam", sample_every=0)
-  train.train_and_evaluate(config, str(tmp_path))
-  grid = np.asarray(Image.open(tmp_path / "explain" / "step_0000004.png"))
-  # 2 samples per discriminator, 3 panels (image, 2 methods) of 32 + 2 pixels.
-  assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)
-  assert len(list((tmp_path / "explain").iterdir())) == 1
-
-
 def test_cli_explains_shapes_and_files(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
   out = tmp_path / "out"
@@ -387,3 +385,16 @@ def test_cli_lists_layers_and_reports_mistakes(trained_workdir, tmp_path):
   )
   assert proc.returncode == 2 and "--methods=scorecam,gradcam+: expected" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_training_writes_cams_of_both_discriminators(trained_workdir, tmp_path):
+  # After trained_workdir: its compiled train step (same HLO) comes from the cache.
+  del trained_workdir
+  from cyclejax import train  # noqa: PLC0415
+
+  config = tiny_config(explain_every=4, explain_methods="scorecam,gradcam", sample_every=0)
+  train.train_and_evaluate(config, str(tmp_path))
+  grid = np.asarray(Image.open(tmp_path / "explain" / "step_0000004.png"))
+  # 2 samples per discriminator, 3 panels (image, 2 methods) of 32 + 2 pixels.
+  assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)
+  assert len(list((tmp_path / "explain").iterdir())) == 1

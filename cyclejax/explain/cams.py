@@ -53,8 +53,12 @@ TARGETS = ("realism", "fakeness")
 EPS = 1e-8  # min-max: a map whose range is at most this is flat (all zeros)
 GRADCAMPP_EPS = 1e-6  # pytorch-grad-cam's eps in the Grad-CAM++ alpha denominator
 # Memory for the masked forwards of one chunk when the device does not report its
-# memory (CPU): conservative, so a laptop with other work running stays responsive.
-CPU_CHUNK_BUDGET_BYTES = 1 << 30
+# memory (CPU). Small on purpose: XLA:CPU convolutions are no faster per image in a
+# batch, and a batch whose activations spill the caches is slower. On a 2-core EPYC
+# (basic PatchGAN, 256x256, 512 maps) chunks of 1, 2, 16 and 64 maps took 37, 42, 45
+# and 55 CPU-seconds; this budget gives 1 map per step there, and larger chunks for
+# small images, where batching saves per-step overhead (BENCHMARKS.md).
+CPU_CHUNK_BUDGET_BYTES = 32 << 20
 
 Target = str | jax.Array | np.ndarray | Callable[[jax.Array], jax.Array]
 
