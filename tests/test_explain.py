@@ -398,3 +398,12 @@ def test_training_writes_cams_of_both_discriminators(trained_workdir, tmp_path):
   # 2 samples per discriminator, 3 panels (image, 2 methods) of 32 + 2 pixels.
   assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)
   assert len(list((tmp_path / "explain").iterdir())) == 1
+
+
+def test_config_names_a_bad_explain_method():
+  from cyclejax import config as config_lib  # noqa: PLC0415
+  from cyclejax.errors import UserError  # noqa: PLC0415
+
+  with pytest.raises(UserError, match="explain_methods='scorecam,gradcam\\+\\+'"):
+    config_lib.validate(tiny_config(explain_every=10, explain_methods="scorecam,gradcam++"))
+  config_lib.validate(tiny_config(explain_every=10, explain_methods="gradcampp, saliency"))

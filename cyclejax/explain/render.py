@@ -1,7 +1,6 @@
 """Pictures of explanation maps: jet heatmaps over images, comparison grids, and the
 training loop's periodic CAM grid of both discriminators."""
 
-import functools
 import pathlib
 
 import matplotlib
@@ -45,12 +44,6 @@ def comparison_figure(image: np.ndarray, maps: dict[str, np.ndarray], path: path
   tmp.replace(path)
 
 
-@functools.lru_cache(maxsize=8)
-def _explainer(apply_fn, methods: tuple[str, ...], layer: str | None):
-  # One compiled function per (network, methods, layer); the two discriminators share it.
-  return lambda params, images: cams.explain(apply_fn, params, images, layer, methods=methods)
-
-
 def sample_grid(
   D, params: dict, sample_A: jax.Array, sample_B: jax.Array, methods: tuple[str, ...]
 ) -> np.ndarray:
@@ -67,10 +60,11 @@ def sample_grid(
     sample_A, sample_B: [N, H, W, 3] images in [-1, 1].
     methods: method names (cams.METHODS).
   """
-  explain_fn = _explainer(D.apply, tuple(methods), None)
   rows = []
   for name, images in (("D_A", sample_B), ("D_B", sample_A)):
-    maps = jax.device_get(explain_fn(params[name], jnp.asarray(images, jnp.float32)))
+    # cams.explain compiles once per (D, methods, shapes): both discriminators share it.
+    images = jnp.asarray(images, jnp.float32)
+    maps = jax.device_get(cams.explain(D.apply, params[name], images, methods=tuple(methods)))
     u8 = plots.to_uint8(images)
     for i in range(u8.shape[0]):
       rows.append([u8[i]] + [overlay(u8[i], maps[m][i]) for m in methods])
