@@ -14,6 +14,7 @@ from ml_collections import config_dict
 
 from cyclejax import models
 from cyclejax.errors import UserError
+from cyclejax.explain import cams as explain_methods
 from cyclejax.losses import GAN_MODES
 
 DATASETS = ("shapes", "folder", "tfds")
@@ -34,6 +35,8 @@ RESUMABLE_CHANGES = (
   "data_threads",
   "prefetch",
   "async_checkpoints",
+  "explain_every",
+  "explain_methods",
 )
 
 
@@ -127,6 +130,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000  # steps between checkpoints (and one at the end).
   c.max_to_keep = 3  # checkpoints kept.
   c.async_checkpoints = True  # write checkpoints in the background.
+
+  # --- explanations (cyclejax.explain) ------------------------------------------------
+  # Steps between CAM grids of D_A (on the B samples) and D_B (on the A samples),
+  # written to explain/step_N.png; 0 = off (the training step is the same either way).
+  c.explain_every = 0
+  c.explain_methods = "scorecam"  # comma-separated: scorecam, scorecam_softmax, gradcam, ...
   return c
 
 
@@ -250,6 +259,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
     "prefetch",
   ):
     positive(key, allow_zero=True)
+  if c.explain_every < 0:
+    raise UserError(f"config.explain_every={c.explain_every} must be >= 0 (0 = off)")
+  methods = [m.strip() for m in c.explain_methods.split(",") if m.strip()]
+  bad = [m for m in methods if m not in explain_methods.METHODS]
+  if bad or (c.explain_every and not methods):
+    raise UserError(
+      f"config.explain_methods={c.explain_methods!r}: expected a comma-separated list of "
+      f"{', '.join(explain_methods.METHODS)}"
+    )
   if c.max_to_keep < 1:
     raise UserError(f"config.max_to_keep={c.max_to_keep} must be >= 1")
   if not (0.0 <= c.beta1 < 1.0 and 0.0 <= c.beta2 < 1.0):

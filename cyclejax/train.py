@@ -32,6 +32,7 @@ from cyclejax import checkpoints, data, losses, models, periodic, plots, pool
 from cyclejax import config as config_lib
 from cyclejax import xai as xai_lib
 from cyclejax.errors import UserError
+from cyclejax.explain import render as explain_render
 from cyclejax.writer import MetricWriter, read_jsonl
 
 LOSS_KEYS = plots.LOSS_NAMES  # the reference's eight loss names
@@ -530,7 +531,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   """Trains (or resumes) a CycleGAN in `workdir` and returns the final state.
 
   Writes under workdir: checkpoints/, metrics.jsonl, tensorboard/, samples/step_N.png,
-  loss_curves.png, config.json.
+  loss_curves.png, config.json, and explain/step_N.png when config.explain_every > 0.
   """
   config_lib.validate(config)
   workdir = pathlib.Path(workdir).expanduser().resolve()
@@ -657,6 +658,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           grid = sample_grid(jax.device_get(sample_fn(state.params, sample_A, sample_B)))
           plots.save_png(grid, workdir / "samples" / f"step_{step:07d}.png")
           writer.write_image(step, "samples", grid)
+
+        if config.explain_every > 0 and periodic.itstime(step, config.explain_every, total):
+          methods = tuple(m.strip() for m in config.explain_methods.split(",") if m.strip())
+          grid = explain_render.sample_grid(gan.D, state.params, sample_A, sample_B, methods)
+          plots.save_png(grid, workdir / "explain" / f"step_{step:07d}.png")
+          writer.write_image(step, "explain", grid)
 
         stopping = stop.signum is not None
         if periodic.itstime(step, config.checkpoint_every, total) or stopping:

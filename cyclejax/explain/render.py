@@ -1,0 +1,71 @@
+"""Pictures of explanation maps: jet heatmaps over images, comparison grids, and the
+training loop's periodic CAM grid of both discriminators."""
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cyclejax import plots  # noqa: E402
+from cyclejax.explain import cams  # noqa: E402
+
+
+def heatmap(cam_map: np.ndarray) -> np.ndarray:
+  """[H, W] values in [0, 1] -> [H, W, 3] uint8 jet colors."""
+  rgb = matplotlib.colormaps["jet"](np.clip(np.asarray(cam_map, np.float32), 0.0, 1.0))[..., :3]
+  return np.round(rgb * 255.0).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, cam_map: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+  """The jet heatmap of a map blended over a [H, W, 3] uint8 image (alpha: heatmap share)."""
+  mixed = (1 - alpha) * image.astype(np.float32) + alpha * heatmap(cam_map).astype(np.float32)
+  return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
+def comparison_figure(image: np.ndarray, maps: dict[str, np.ndarray], path: pathlib.Path) -> None:
+  """One row: the image, then one titled heatmap overlay per method; written as PNG."""
+  n = 1 + len(maps)
+  fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.7), squeeze=False)
+  panels = [("image", image)] + [(m, overlay(image, c)) for m, c in maps.items()]
+  for ax, (title, picture) in zip(axes[0], panels, strict=True):
+    ax.imshow(picture, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+  fig.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.tmp")
+  fig.savefig(tmp, dpi=100, format="png")
+  plt.close(fig)
+  tmp.replace(path)
+
+
+def sample_grid(
+  D, params: dict, sample_A: jax.Array, sample_B: jax.Array, methods: tuple[str, ...]
+) -> np.ndarray:
+  """CAMs of both discriminators on the real sample images, as one uint8 grid.
+
+  D_A tells real B images from G_A's fakes, so it is explained on the B samples; D_B
+  on the A samples. Rows: for each B sample, real_B | D_A's map per method; then for
+  each A sample, real_A | D_B's map per method (jet overlays, default layer, target
+  'realism').
+
+  Args:
+    D: the discriminator module (both share it).
+    params: {'D_A': ..., 'D_B': ...} (the train state's params may hold more).
+    sample_A, sample_B: [N, H, W, 3] images in [-1, 1].
+    methods: method names (cams.METHODS).
+  """
+  rows = []
+  for name, images in (("D_A", sample_B), ("D_B", sample_A)):
+    # cams.explain compiles once per (D, methods, shapes): both discriminators share it.
+    images = jnp.asarray(images, jnp.float32)
+    maps = jax.device_get(cams.explain(D.apply, params[name], images, methods=tuple(methods)))
+    u8 = plots.to_uint8(images)
+    for i in range(u8.shape[0]):
+      rows.append([u8[i]] + [overlay(u8[i], maps[m][i]) for m in methods])
+  return plots.image_grid(rows)
