@@ -181,7 +181,8 @@ def forward_fn(module: nn.Module):
   return fn
 
 
-def _all_ones(scales: Mapping[str, Any]) -> bool:
+def is_identity(scales: Mapping[str, Any]) -> bool:
+  """Whether every scale is exactly 1 (concrete values; traced ones count as not)."""
   try:
     return all(bool(np.all(np.asarray(v) == 1)) for v in scales.values())
   except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
@@ -205,7 +206,7 @@ class Forward:
     self.scaled = jax.jit(fn)
 
   def __call__(self, params, images, scales: Mapping[str, Any]):
-    if _all_ones(scales):
+    if is_identity(scales):
       return self.plain(params, images)
     return self.scaled(params, images, scales)
 
@@ -343,9 +344,9 @@ def feature_grid(
   Args:
     activation: [H, W, C] (one image's layer response).
     normalize: 'channel' maps each channel's own min..max to black..white (every
-      filter's pattern visible); 'layer' uses the layer's min..max (magnitudes
-      comparable across channels). A constant map is drawn mid-gray, or black if it
-      is all zeros (a nullified filter).
+      filter's pattern visible; 1x1 maps use the layer's range); 'layer' uses the
+      layer's min..max (magnitudes comparable across channels). A constant map is
+      drawn mid-gray, or black if it is all zeros (a nullified filter).
     min_cell: tiles are upscaled (nearest) to at least this many pixels.
     max_cell: and downscaled (striding) to at most this many.
     cols: tiles per row (default: about square).
@@ -360,7 +361,8 @@ def feature_grid(
     raise ValueError(f"normalize must be 'channel' or 'layer', got {normalize!r}")
   a = np.asarray(activation, np.float32)
   h, w, c = a.shape
-  if normalize == "channel":
+  # A 1x1 map has no pattern of its own: show its value relative to the layer.
+  if normalize == "channel" and h * w > 1:
     lo = a.min(axis=(0, 1), keepdims=True)
     hi = a.max(axis=(0, 1), keepdims=True)
   else:
