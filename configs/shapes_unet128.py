@@ -8,7 +8,14 @@ downsamplings, a 1x1 bottleneck at 128x128), ngf 64 (41.8 M parameters per
 generator), the basic PatchGAN, batch 1, on the built-in toy shapes at 128x128
 (domain A: red circles and green triangles; domain B: the same in gray).
 
-Expected time: STEP_TIME_UNET128. Expected result: RESULT_UNET128
+Expected time: about 3 s per step on a 2-core CPU (measured idle; up to 10 s with
+other jobs on the machine), so the 5000 steps take about 4 hours there: a GPU run.
+Expected result (the study's findings, not reproduced on CPU here): B -> A samples
+color circles red and triangles green; in `cyclejax.explore`, zeroing the bottleneck
+barely changes the colorization, keeping only skip level 1 colors only the outlines,
+squares get red interiors but green corners (probes/unseen_squares of
+`python -m cyclejax.shapes`), and a lighter background breaks the colorization
+(probes/background_sweep).
 
 Then compare the three runs and look inside:
   python -m cyclejax.study --workdirs=runs/unet128,runs/shallow,runs/mini

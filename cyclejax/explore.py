@@ -52,6 +52,7 @@ def bench(server: explore_server.ExploreServer, updates: int) -> dict[str, float
 
   Returns:
     {'first_update_s' (compiles), 'median_s', 'max_s', 'forward_median_s',
+     'new_input_median_s' (a new toy input and its first intervened update),
      'grid_max_s' (slowest single layer grid of any layer)}.
   """
   base = server.url
@@ -86,6 +87,14 @@ def bench(server: explore_server.ExploreServer, updates: int) -> dict[str, float
     total, forward = update({"channels": {layer["name"]: {str(i % layer["shape"][-1]): 0.0}}})
     times.append(total)
     forwards.append(forward)
+  # A new input with an intervention runs three programs: the unchanged network (the
+  # reference output), the all-ones scaled one (to measure changes) and the intervened.
+  fresh = []
+  for seed in range(3):
+    start = time.perf_counter()
+    key = _call(base, "/api/input", {"source": "toy", "kind": "triangle", "seed": seed})["input"]
+    update({"zero_bottleneck": bool(info["bottleneck"])})
+    fresh.append(time.perf_counter() - start)
   run = _call(base, "/api/run", {"input": key, "direction": direction})["run"]
   grid_max = max(
     _call(base, f"/api/layer?run={run}&layer={layer['name']}")["seconds"] for layer in layers
@@ -95,6 +104,7 @@ def bench(server: explore_server.ExploreServer, updates: int) -> dict[str, float
     "median_s": statistics.median(times),
     "max_s": max(times),
     "forward_median_s": statistics.median(forwards),
+    "new_input_median_s": statistics.median(fresh),
     "grid_max_s": grid_max,
   }
 
