@@ -182,16 +182,23 @@ class Reader:
 
   def params(self, name: str, step: int | None = None, sharding=None) -> Any:
     """The parameters of one network, restored onto `sharding` (default: one device)."""
+    return self.params_of((name,), step, sharding)[name]
+
+  def params_of(self, names, step: int | None = None, sharding=None) -> dict[str, Any]:
+    """{name: parameters} of several networks in one restore (metadata read once)."""
     step = self.resolve_step(step)
-    self.require(step, name)
+    for name in names:
+      self.require(step, name)
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shapes = self.tree_metadata(step, name)
-    target = jax.tree.map(
-      lambda sd: jax.ShapeDtypeStruct(sd[0], sd[1], sharding=sharding),
-      shapes,
-      is_leaf=lambda x: isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], np.dtype),
-    )
-    restored = self.mngr.restore(
-      step, args=ocp.args.Composite(**{name: ocp.args.StandardRestore(target)})
-    )
-    return restored[name]
+    metadata = self.mngr.item_metadata(step)
+    args = {}
+    for name in names:
+      tree = getattr(metadata[name], "tree", metadata[name])
+      target = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
+        tree,
+        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+      )
+      args[name] = ocp.args.StandardRestore(target)
+    restored = self.mngr.restore(step, args=ocp.args.Composite(**args))
+    return {name: restored[name] for name in names}

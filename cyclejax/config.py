@@ -158,6 +158,8 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.ngf = 8
   c.ndf = 8
   c.netG = "resnet_6blocks" if c.netG.startswith("resnet") else c.netG
+  if c.netG in ("unet_128", "unet_256") or (c.netG == "unet" and (c.num_downs or 0) > 5):
+    c.netG, c.num_downs = "unet", 5  # a 32x32 crop allows at most 5 downsamplings
   c.num_steps = 4
   c.log_every = 2
   c.sample_every = 2

@@ -7,13 +7,21 @@ seed (no files), image by image, so any image of any split can be drawn in any o
 and its ground truth (a label mask and the true colors) is always at hand.
 
 Probe kinds beyond training ('square', 'rectangle') serve the studies of how a trained
-generator treats unseen shapes.
+generator treats unseen shapes. `probe_set` draws the study's probe sets (unseen
+squares, rectangles of chosen aspect ratios, the same scenes over a sweep of background
+gray levels), and `write_dataset` writes the toy set in the reference folder layout
+with every image's ground truth (`python -m cyclejax.shapes`).
 """
 
 import dataclasses
 import functools
+import json
+import os
+import pathlib
+import shutil
 
 import numpy as np
+from PIL import Image
 
 # Kind -> label in the mask (0 is background) and true RGB color in [0, 1].
 KINDS = ("circle", "triangle", "square", "rectangle")
@@ -28,6 +36,8 @@ COLORS = {
 TRAIN_KINDS = ("circle", "triangle")
 SPLITS = {"train": 0, "test": 1}
 DOMAINS = {"A": 0, "B": 1}
+# Random aspect ratio (width / height) range of a rectangle drawn without one.
+ASPECT_RANGE = (0.4, 0.8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,21 +112,42 @@ def draw_scene(
   spec: ShapesSpec,
   rng: np.random.Generator,
   kind: str | None = None,
+  aspect: float | None = None,
   avoid: tuple[Scene, ...] = (),
   attempts: int = 1000,
 ) -> Scene:
   """Draws a shape that lies fully inside the image and clear of the `avoid` shapes.
 
+  Args:
+    spec: image size, radius range and whether to shift.
+    rng: the generator everything is drawn from.
+    kind: the shape kind (default: uniform over spec.kinds).
+    aspect: a rectangle's width / height (default: uniform in ASPECT_RANGE); ignored
+      for other kinds.
+    avoid: shapes already in the image; the new one keeps clear of them.
+    attempts: draws before giving up.
+
   Raises:
-    ValueError: no place was found in `attempts` draws.
+    ValueError: unknown kind, or no place was found in `attempts` draws.
   """
   s = spec.size
   kind = kind or spec.kinds[int(rng.integers(len(spec.kinds)))]
+  if kind not in LABELS:
+    raise ValueError(f"unknown shape kind {kind!r}; expected one of {KINDS}")
   for _ in range(attempts):
     radius = float(rng.uniform(*spec.radius)) * s
-    aspect = float(rng.uniform(0.4, 0.8)) if kind == "rectangle" else 1.0
+    if kind == "rectangle":
+      # Drawn even when given, so an explicit aspect changes nothing else of the scene.
+      drawn = float(rng.uniform(*ASPECT_RANGE))
+      this_aspect = drawn if aspect is None else float(aspect)
+    else:
+      this_aspect = 1.0
     angle = float(rng.uniform(0, 2 * np.pi)) if kind != "circle" else 0.0
-    scene = Scene(kind=kind, cx=0.0, cy=0.0, radius=radius, angle=angle, aspect=aspect)
+    scene = Scene(kind=kind, cx=0.0, cy=0.0, radius=radius, angle=angle, aspect=this_aspect)
+    fit = s / 2.0 - 1.0
+    if circumradius(scene) > fit:
+      # Only thin rectangles (aspect < ~0.3) reach this far: shrink them to fit.
+      scene = dataclasses.replace(scene, radius=radius * fit / circumradius(scene))
     margin = circumradius(scene) + 1.0
     if spec.shift:
       cx, cy = (float(v) for v in rng.uniform(margin, s - margin, size=2))
@@ -213,13 +244,17 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
   return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=4096)
-def sample(spec: ShapesSpec, split: str, domain: str, index: int) -> Sample:
-  """Image `index` of a split and domain, the same every time for the same spec."""
+def _sample(spec: ShapesSpec, split: str, domain: str, index: int) -> Sample:
   if not 0 <= index < spec.num(split):
     raise IndexError(f"shapes {split}/{domain} has {spec.num(split)} images, not {index + 1}")
   rng = np.random.default_rng([spec.seed, SPLITS[split], DOMAINS[domain], index])
   return render(spec, draw_scenes(spec, rng), rng)
+
+
+@functools.lru_cache(maxsize=4096)
+def sample(spec: ShapesSpec, split: str, domain: str, index: int) -> Sample:
+  """Image `index` of a split and domain, the same every time for the same spec."""
+  return _sample(spec, split, domain, index)
 
 
 class ShapesSource:
@@ -245,3 +280,263 @@ class ShapesSource:
 
   def describe(self, index: int) -> str:
     return f"{self.name}[{index}]"
+
+
+# --------------------------------------------------------------------------------------
+# Probe sets and single images.
+
+PROBE_SETS = ("unseen_squares", "unseen_rectangles", "background_sweep")
+# Rectangles from long and thin (0.2) to nearly square (0.8); width / height.
+DEFAULT_ASPECTS = (0.2, 0.35, 0.5, 0.65, 0.8)
+# Background gray levels; 0.5 is left out because it is the default shape gray, at
+# which a domain-B shape is invisible.
+DEFAULT_BACKGROUNDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0)
+_PROBE_STREAM = 10  # seeds [seed, 10, set, i]: never equal to a split's [seed, split, ...]
+_SINGLE_STREAM = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeImage:
+  """One image of a probe set.
+
+  Attributes:
+    probe: the set's name (one of PROBE_SETS).
+    index: position in the set.
+    sample: the rendering (rgb, gray, mask, scene).
+    background: its background gray level.
+    gray: its shape gray level in the domain-B rendering.
+  """
+
+  probe: str
+  index: int
+  sample: Sample
+  background: float
+  gray: float
+
+
+def probe_set(
+  spec: ShapesSpec,
+  name: str,
+  num: int,
+  *,
+  aspects: tuple[float, ...] = DEFAULT_ASPECTS,
+  backgrounds: tuple[float, ...] = DEFAULT_BACKGROUNDS,
+) -> list[ProbeImage]:
+  """A probe set of the study, drawn with `spec`'s size, shift, noise, gray and seed.
+
+  Args:
+    spec: how images are drawn (its `kinds` and split sizes are not used).
+    name: 'unseen_squares' (`num` squares), 'unseen_rectangles' (`num` rectangles per
+      aspect ratio, aspect-major order) or 'background_sweep' (`num` training-kind
+      scenes, each rendered at every background level, level-major order; the scenes
+      are the same at every level, so only the background changes).
+    num: images per set, aspect or level.
+    aspects: rectangle width / height ratios, each in (0, 1].
+    backgrounds: background gray levels, each in [0, 1].
+
+  Returns:
+    The images in a fixed order; the same spec gives the same images.
+  """
+  if name not in PROBE_SETS:
+    raise ValueError(f"unknown probe set {name!r}; expected one of {PROBE_SETS}")
+  stream = PROBE_SETS.index(name)
+
+  def rng(i: int) -> np.random.Generator:
+    return np.random.default_rng([spec.seed, _PROBE_STREAM, stream, i])
+
+  out: list[ProbeImage] = []
+  if name == "unseen_squares":
+    for i in range(num):
+      r = rng(i)
+      out.append(
+        ProbeImage(
+          name, i, render(spec, draw_scene(spec, r, "square"), r), spec.background, spec.gray
+        )
+      )
+  elif name == "unseen_rectangles":
+    for aspect in aspects:
+      if not 0 < aspect <= 1:
+        raise ValueError(f"aspect ratio {aspect} must lie in (0, 1]")
+    for a, aspect in enumerate(aspects):
+      for i in range(num):
+        r = rng(a * num + i)
+        scene = draw_scene(spec, r, "rectangle", aspect)
+        out.append(ProbeImage(name, len(out), render(spec, scene, r), spec.background, spec.gray))
+  else:
+    for level in backgrounds:
+      if not 0 <= level <= 1:
+        raise ValueError(f"background level {level} must lie in [0, 1]")
+    scenes = [draw_scene(dataclasses.replace(spec, kinds=TRAIN_KINDS), rng(i)) for i in range(num)]
+    for level in backgrounds:
+      level_spec = dataclasses.replace(spec, background=float(level))
+      for i, scene in enumerate(scenes):
+        noise_rng = np.random.default_rng([spec.seed, _PROBE_STREAM, stream, i, 1])
+        sample = render(level_spec, scene, noise_rng)
+        out.append(ProbeImage(name, len(out), sample, float(level), spec.gray))
+  return out
+
+
+def single(spec: ShapesSpec, kind: str, seed: int = 0, aspect: float | None = None) -> Sample:
+  """One toy image of a chosen kind, drawn with `spec` (for interactive exploration).
+
+  Args:
+    spec: size, shift, noise, background, gray and base seed.
+    kind: one of KINDS.
+    seed: which image of that kind (any int >= 0).
+    aspect: rectangles only: width / height (default: random).
+  """
+  if kind not in LABELS:
+    raise ValueError(f"unknown shape kind {kind!r}; expected one of {KINDS}")
+  r = np.random.default_rng([spec.seed, _SINGLE_STREAM, LABELS[kind], int(seed)])
+  return render(spec, draw_scene(spec, r, kind, aspect), r)
+
+
+def ground_truth(sample: Sample, *, background: float, gray: float) -> dict:
+  """What is known about a rendered image, as JSON-ready values.
+
+  One entry per shape in "shapes"; `true_color` is the RGB (0..1) of the kind in domain
+  A, i.e. the colorization target of its gray rendering; unseen kinds (square,
+  rectangle) have none (null). Per-shape "area" counts the mask pixels of its kind.
+  """
+  return {
+    "shapes": [
+      {
+        "kind": scene.kind,
+        "label": LABELS[scene.kind],
+        "true_color": list(COLORS[scene.kind]) if scene.kind in TRAIN_KINDS else None,
+        "center": [round(scene.cx, 4), round(scene.cy, 4)],
+        "radius": round(scene.radius, 4),
+        "angle": round(scene.angle, 6),
+        "aspect": round(scene.aspect, 6),
+        "area": int(np.count_nonzero(sample.mask == LABELS[scene.kind])),
+      }
+      for scene in sample.scenes
+    ],
+    "gray": float(gray),
+    "background": float(background),
+    "area": int(np.count_nonzero(sample.mask)),
+  }
+
+
+# --------------------------------------------------------------------------------------
+# Writing the toy set to disk.
+
+
+def _save(image: np.ndarray, path: pathlib.Path) -> None:
+  Image.fromarray(image).save(path, format="PNG")
+
+
+def write_dataset(
+  spec: ShapesSpec,
+  out: str | pathlib.Path,
+  *,
+  probe_num: int = 20,
+  aspects: tuple[float, ...] = DEFAULT_ASPECTS,
+  backgrounds: tuple[float, ...] = DEFAULT_BACKGROUNDS,
+  overwrite: bool = False,
+) -> dict[str, int]:
+  """Writes the toy set in the reference layout, with ground truth and probe sets.
+
+  Layout under `out` (every image NNNNNN.png; masks are 8-bit label images, 0 for the
+  background and LABELS[kind] inside the shape):
+
+    trainA/ trainB/ testA/ testB/    the `shapes` source's images, as the trainer
+                                     draws them (A colored, B gray)
+    masks/<split>/                   their label masks
+    ground_truth.json                spec, labels, colors and one record per image
+    probes/<set>/B/                  gray inputs of each probe set (what G_B colors)
+    probes/<set>/A/                  true-color renderings (background_sweep only:
+                                     unseen kinds have no true color)
+    probes/<set>/masks/, probes/<set>/ground_truth.json
+
+  Everything is written into a temporary sibling folder that replaces `out` only when
+  complete, so an interrupted run leaves nothing half-written behind.
+
+  Args:
+    spec: the toy set's settings (see ShapesSpec).
+    out: the folder to create.
+    probe_num: images per probe set, aspect ratio or background level (0: no probes).
+    aspects: rectangle aspect ratios of 'unseen_rectangles'.
+    backgrounds: levels of 'background_sweep'.
+    overwrite: replace an existing non-empty `out` (else ValueError).
+
+  Returns:
+    {folder: number of images written}.
+  """
+  out = pathlib.Path(out).expanduser().resolve()
+  if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    raise FileExistsError(f"{out} exists and is not empty")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+  if tmp.exists():
+    shutil.rmtree(tmp)
+  counts: dict[str, int] = {}
+  try:
+    records: dict[str, list[dict]] = {}
+    for split in SPLITS:
+      for domain in DOMAINS:
+        folder = f"{split}{domain}"
+        (tmp / folder).mkdir(parents=True)
+        (tmp / "masks" / folder).mkdir(parents=True)
+        records[folder] = []
+        for i in range(spec.num(split)):
+          s = _sample(spec, split, domain, i)  # uncached: the set may be large
+          name = f"{i:06d}.png"
+          _save(s.rgb if domain == "A" else s.gray, tmp / folder / name)
+          _save(s.mask, tmp / "masks" / folder / name)
+          record = {"file": f"{folder}/{name}", "mask": f"masks/{folder}/{name}"}
+          record.update(ground_truth(s, background=spec.background, gray=spec.gray))
+          records[folder].append(record)
+        counts[folder] = spec.num(split)
+    _write_json(tmp / "ground_truth.json", _header(spec) | {"images": records})
+    if probe_num > 0:
+      for name in PROBE_SETS:
+        counts[f"probes/{name}"] = _write_probe(
+          tmp / "probes" / name,
+          probe_set(spec, name, probe_num, aspects=aspects, backgrounds=backgrounds),
+          _header(spec),
+        )
+    if out.exists():
+      trash = out.parent / f".{out.name}.old-{os.getpid()}"
+      out.rename(trash)
+      tmp.rename(out)
+      shutil.rmtree(trash)
+    else:
+      tmp.rename(out)
+  finally:
+    if tmp.exists():
+      shutil.rmtree(tmp)
+  return counts
+
+
+def _header(spec: ShapesSpec) -> dict:
+  return {
+    "spec": {
+      k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()
+    },
+    "labels": {"background": 0, **LABELS},
+    "colors": {k: list(COLORS[k]) for k in TRAIN_KINDS},
+  }
+
+
+def _write_probe(folder: pathlib.Path, images: list[ProbeImage], header: dict) -> int:
+  with_color = any(p.sample.scene.kind in TRAIN_KINDS for p in images)
+  for sub in ("B", "masks") + (("A",) if with_color else ()):
+    (folder / sub).mkdir(parents=True)
+  records = []
+  for p in images:
+    name = f"{p.index:06d}.png"
+    _save(p.sample.gray, folder / "B" / name)
+    _save(p.sample.mask, folder / "masks" / name)
+    record = {"input": f"B/{name}", "mask": f"masks/{name}"}
+    if with_color:
+      _save(p.sample.rgb, folder / "A" / name)
+      record["target"] = f"A/{name}"
+    record.update(ground_truth(p.sample, background=p.background, gray=p.gray))
+    records.append(record)
+  _write_json(folder / "ground_truth.json", header | {"probe": folder.name, "images": records})
+  return len(images)
+
+
+def _write_json(path: pathlib.Path, value) -> None:
+  path.write_text(json.dumps(value, indent=1) + "\n")

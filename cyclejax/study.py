@@ -1,0 +1,63 @@
+"""Compares runs by their losses on the test split, and checks them for over-fitting.
+
+  python -m cyclejax.study --workdirs=runs/unet128,runs/shallow,runs/mini \
+      [--step=N] [--split=test] [--num_images=0] [--curves] [--curve_images=32]
+
+Prints one line per workdir with the study's loss table (D_A D_B G_A G_B Cycle_A
+Cycle_B Idt_A Idt_B total; defined in `cyclejax.split_losses`) for its latest (or
+--step) checkpoint, and with --curves (default) writes
+<workdir>/train_vs_validation.png: every loss at each saved checkpoint on the first
+--curve_images train and test images (plus the trainer's logged losses), so a widening
+gap between the two shows over-fitting.
+"""
+
+import pathlib
+
+from absl import flags
+
+from cyclejax import checkpoints, cli, split_losses
+from cyclejax.errors import UserError
+from cyclejax.writer import read_jsonl
+
+_WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated training workdirs.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step of every workdir (default: latest).")
+_SPLIT = flags.DEFINE_enum("split", "test", ["test", "train"], "Split of the loss table.")
+_NUM = flags.DEFINE_integer("num_images", 0, "Images per domain for the table (0: all).")
+_CURVES = flags.DEFINE_boolean("curves", True, "Write <workdir>/train_vs_validation.png.")
+_CURVE_IMAGES = flags.DEFINE_integer(
+  "curve_images", 32, "Images per domain and split at each checkpoint of the curves."
+)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Images per network call.")
+flags.mark_flags_as_required(["workdirs"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if _BATCH.value < 1 or _NUM.value < 0 or _CURVE_IMAGES.value < 1:
+    raise UserError("--batch_size and --curve_images must be >= 1, --num_images >= 0")
+  workdirs = [w for w in _WORKDIRS.value if w]
+  if not workdirs:
+    raise UserError("--workdirs is empty")
+  for w in workdirs:  # fail on a bad workdir before spending minutes on the others
+    checkpoints.Reader(w).resolve_step(_STEP.value)
+  rows = []
+  for w in workdirs:
+    step, row = split_losses.checkpoint_losses(
+      w, _STEP.value, split=_SPLIT.value, num_images=_NUM.value, batch_size=_BATCH.value
+    )
+    rows.append((w, step, row))
+  print(f"losses on the {_SPLIT.value} split")
+  print(split_losses.format_table(rows))
+  if _CURVES.value:
+    for w in workdirs:
+      hist = split_losses.history(w, num_images=_CURVE_IMAGES.value, batch_size=_BATCH.value)
+      metrics = pathlib.Path(w) / "metrics.jsonl"
+      logged = read_jsonl(metrics) if metrics.exists() else None
+      path = pathlib.Path(w) / "train_vs_validation.png"
+      split_losses.plot_train_vs_validation(hist, path, logged, title=str(w))
+      print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
