@@ -84,6 +84,8 @@ class CycleGAN:
   weights: LossWeights
   crop_size: int
   pool_size: int
+  # The LR schedule's numbers; the step reads them from the state (TrainState.lr_schedule).
+  lr_schedule: tuple[float, float, float] = (2e-4, 1.0, 0.0)
   xai: XaiSettings | None = None  # None: the reference CycleGAN
 
   @property
@@ -104,6 +106,7 @@ class TrainState(struct.PyTreeNode):
     pool_fake_A: past G_B outputs, shown to D_B.
     pool_fake_B: past G_A outputs, shown to D_A.
     rng: base PRNG key (raw uint32[2]); step randomness is fold_in(rng, step).
+    lr_schedule: the learning-rate schedule's numbers (from the config, not saved).
   """
 
   step: jax.Array
@@ -113,6 +116,7 @@ class TrainState(struct.PyTreeNode):
   pool_fake_A: pool.ImagePool
   pool_fake_B: pool.ImagePool
   rng: jax.Array
+  lr_schedule: jax.Array  # float32[3]: lr, num_steps, decay steps (see schedule_params)
 
   def checkpoint_items(self) -> tuple[dict[str, Any], dict[str, Any]]:
     """(networks, train) as saved by `checkpoints.save`."""
@@ -153,29 +157,42 @@ def build_networks(
   return G, D
 
 
-def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """lr for the first num_steps - decay steps, then linearly towards 0.
+def schedule_params(config: ml_collections.ConfigDict) -> np.ndarray:
+  """The LR schedule as numbers (lr, num_steps, decay_steps; decay 0 = constant).
+
+  They travel in the train state rather than in the compiled step, so a run resumed
+  with more steps (or a test with fewer) reuses the same compiled step.
+  """
+  decay = config.lr_decay_steps if config.lr_decay_steps > 0 else config.num_steps // 2
+  if config.lr_policy == "constant":
+    decay = 0
+  return np.asarray([config.lr, config.num_steps, max(decay, 0)], np.float32)
+
+
+def learning_rate_at(params: jax.Array, count: jax.Array) -> jax.Array:
+  """lr for the first num_steps - decay updates, then linearly towards 0.
 
   With decay d, update s (0-based) uses lr * min(1, (num_steps - s) / d): the last
   update uses lr / d, not 0 (the reference's final epoch runs at lr 0).
   """
-  if config.lr_policy == "constant":
-    return optax.constant_schedule(config.lr)
-  decay = config.lr_decay_steps if config.lr_decay_steps > 0 else config.num_steps // 2
-  if decay <= 0:
-    return optax.constant_schedule(config.lr)
-  num_steps, lr = config.num_steps, config.lr
+  lr, num_steps, decay = params[0], params[1], params[2]
+  factor = jnp.minimum(1.0, (num_steps - count) / jnp.maximum(decay, 1.0))
+  return lr * jnp.where(decay > 0, factor, 1.0)
 
-  def schedule(count):
-    return lr * jnp.minimum(1.0, (num_steps - count) / decay)
 
-  return schedule
+def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """The schedule of a config as a function of the update count."""
+  return functools.partial(learning_rate_at, jnp.asarray(schedule_params(config)))
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  # PyTorch's Adam: eps added outside the square root, as optax does by default.
+  """Adam as PyTorch's (eps outside the square root, as optax's default).
+
+  The learning rate is an injected hyperparameter that the step sets from the state's
+  schedule before each update (see `learning_rate_at`).
+  """
   return optax.inject_hyperparams(optax.adam)(
-    learning_rate=learning_rate(config), b1=config.beta1, b2=config.beta2, eps=1e-8
+    learning_rate=config.lr, b1=config.beta1, b2=config.beta2, eps=1e-8
   )
 
 
@@ -211,6 +228,7 @@ def build_gan(config: ml_collections.ConfigDict) -> CycleGAN:
     weights=LossWeights(config.lambda_A, config.lambda_B, config.lambda_identity, config.gan_mode),
     crop_size=config.crop_size,
     pool_size=config.pool_size,
+    lr_schedule=tuple(float(v) for v in schedule_params(config)),
     xai=XaiSettings.from_config(config),
   )
 
@@ -229,6 +247,7 @@ def create_train_state(gan: CycleGAN, seed: int) -> TrainState:
     pool_fake_A=pool.ImagePool.create(gan.pool_size, image_shape),
     pool_fake_B=pool.ImagePool.create(gan.pool_size, image_shape),
     rng=jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+    lr_schedule=jnp.asarray(gan.lr_schedule, jnp.float32),
   )
 
 
@@ -393,11 +412,12 @@ def train_step(
   (_, d_terms), grads_D = jax.value_and_grad(d_loss, has_aux=True)(params_D)
   d_terms = {**d_terms, **extra}
 
-  updates_G, opt_G = gan.tx_G.update(grads_G, state.opt_G, params_G)
-  updates_D, opt_D = gan.tx_D.update(grads_D, state.opt_D, params_D)
+  lr = learning_rate_at(state.lr_schedule, state.step)
+  set_lr = lambda opt: opt._replace(hyperparams={**opt.hyperparams, "learning_rate": lr})
+  updates_G, opt_G = gan.tx_G.update(grads_G, set_lr(state.opt_G), params_G)
+  updates_D, opt_D = gan.tx_D.update(grads_D, set_lr(state.opt_D), params_D)
   params = {**optax.apply_updates(params_G, updates_G), **optax.apply_updates(params_D, updates_D)}
-  # inject_hyperparams keeps the learning rate this update used in the state.
-  metrics = {**g_terms, **d_terms, "lr": opt_G.hyperparams["learning_rate"]}
+  metrics = {**g_terms, **d_terms, "lr": lr}
   new_state = state.replace(
     step=state.step + 1,
     params=params,

@@ -1,6 +1,7 @@
 """The train step and loop: losses go down, numbers repeat, devices and restarts agree."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -125,9 +126,8 @@ def test_multi_device_gives_the_same_losses_as_one_device(tmp_path):
         out[n] = {{"hist": hist, "kernel": np.asarray(kernel).tolist()}}
       print(json.dumps(out))
   """)
-  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-  import os
-
+  flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+  env = {"XLA_FLAGS": flags}
   proc = subprocess.run(
     [sys.executable, "-c", script],
     capture_output=True,
@@ -232,3 +232,16 @@ def test_config_validation_names_the_key():
   bad = tiny_config(netG="unet")
   with pytest.raises(UserError, match="num_downs"):
     config_lib.validate(bad)
+
+
+def test_the_step_updates_with_the_scheduled_learning_rate(setup):
+  config, gan, mesh, batches, step = setup
+  state = train.init_state_on(gan, config.seed, mesh)
+  # A run resumed near its end: the state's schedule, not the compiled step, sets the LR.
+  state = state.replace(step=state.step + 3)  # num_steps 4, decay 2: update 3 uses lr / 2
+  before = np.asarray(state.params["G_A"]["stem"]["conv"]["kernel"])  # the step donates
+  new, metrics = step(state, batches[0])
+  assert float(metrics["lr"]) == pytest.approx(config.lr / 2)
+  # Adam's first update moves each weight by about lr (m / sqrt(v) = sign(g)).
+  after = np.asarray(new.params["G_A"]["stem"]["conv"]["kernel"])
+  assert np.abs(after - before).max() == pytest.approx(config.lr / 2, rel=1e-2)
