@@ -21,6 +21,19 @@ table value for known accelerators, else measured: the best of several float32
 bound is K forwards at that peak. Peak memory is the device's peak_bytes_in_use where
 it reports one, else XLA's memory analysis of the compiled program (arguments +
 outputs + temporaries); the process's max RSS is reported beside it.
+
+train: one CycleGAN update (cyclejax.train.train_step, jit-compiled, state donated) on
+a synthetic batch of the config's size; FLOPs from XLA's cost analysis of the compiled
+step; the input pipeline (the config's real data source through grain) is timed
+separately, so a user sees which of the two bounds training. --train_variants adds the
+explanation-guided step (xai: gradient masking; xai_mask: plus the soft input mask).
+--torch times the same update written in PyTorch (benchmarks/torch_step.py, the
+reference networks) in the same process on the same device.
+
+  python -m cyclejax.bench train --config=configs/shapes.py [--steps=20]
+      [--batch_size=0] [--dtype=] [--netG=] [--crop_size=0]
+      [--train_variants=baseline,xai,xai_mask] [--torch]
+  python -m cyclejax.bench all [--torch]   # the standard grid, then scorecam
 """
 
 import json
@@ -46,10 +59,23 @@ _CHUNK = flags.DEFINE_integer("chunk_size", 0, "Maps per chunk (0: the default f
 _NDF = flags.DEFINE_integer("ndf", 64, "Discriminator width (64 = the reference).")
 _VARIANTS = flags.DEFINE_list("variants", ["vectorized", "loop"], "Variants to measure.")
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Timed runs per variant (the best is reported).")
+_CONFIG = flags.DEFINE_string("config", "configs/shapes.py", "train: config file[:arg].")
+_STEPS = flags.DEFINE_integer("steps", 20, "train: timed steps.")
+_BATCH = flags.DEFINE_integer("batch_size", 0, "train: global batch (0: the config's).")
+_DTYPE = flags.DEFINE_string("dtype", "", "train: float32 | bfloat16 ('': the config's).")
+_NETG = flags.DEFINE_string("netG", "", "train: generator ('': the config's).")
+_CROP = flags.DEFINE_integer("crop_size", 0, "train: crop size (0: the config's).")
+_TRAIN_VARIANTS = flags.DEFINE_list(
+  "train_variants", ["baseline"], "train: baseline, xai (gradient masking), xai_mask."
+)
+_TORCH = flags.DEFINE_boolean("torch", False, "train: also time the PyTorch step.")
+_INPUT_BATCHES = flags.DEFINE_integer("input_batches", 20, "train: batches to time the input.")
 
 # float32 peaks (FLOP/s) of accelerators by device_kind substring, from vendor specs
 # (dense, without tensor-core formats).
 KNOWN_PEAKS = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12, "V100": 15.7e12, "L4": 30.3e12}
+# dense bfloat16 tensor-core peaks (FLOP/s), from vendor specs (SXM parts).
+KNOWN_BF16_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12}
 
 
 # --------------------------------------------------------------------------------------
@@ -284,7 +310,260 @@ def _scorecam_loop(D, params, images, layer, chunk):
   return row, np.concatenate(out)
 
 
-SUBCOMMANDS: dict[str, Callable[[], list[dict]]] = {"scorecam": scorecam}
+# --------------------------------------------------------------------------------------
+# train
+
+
+def _train_config(path_arg: str, **overrides):
+  from cyclejax import config as config_lib  # noqa: PLC0415
+
+  path, _, arg = path_arg.partition(":")
+  c = config_lib.load_config_file(path, arg or None)
+  for key, value in overrides.items():
+    if value in (None, "", 0):
+      continue
+    node, *rest = key.split(".")
+    if rest:
+      c[node][rest[0]] = value
+    else:
+      c[key] = value
+  config_lib.validate(c)
+  return c
+
+
+def _variant(c, variant: str):
+  c = c.copy_and_resolve_references()
+  if variant == "baseline":
+    c.xai.enabled = False
+  elif variant in ("xai", "xai_mask"):
+    c.xai.enabled = True
+    c.xai.apply_to = "all"
+    c.xai.mask_input = variant == "xai_mask"
+  else:
+    raise UserError(f"--train_variants: unknown variant {variant!r} (baseline, xai, xai_mask)")
+  return c
+
+
+def peak_for(dtype: str) -> tuple[float, str]:
+  """The device's peak FLOP/s for the step's compute dtype, and where it comes from."""
+  d = jax.devices()[0]
+  if dtype == "bfloat16":
+    for name, flops in KNOWN_BF16_PEAKS.items():
+      if d.platform == "gpu" and name in d.device_kind:
+        return flops, f"vendor dense bfloat16 peak of {name}"
+  flops, _, how = peak_flops()
+  if dtype == "bfloat16":
+    how += " (float32: no bfloat16 peak known for this device)"
+  return flops, how
+
+
+def time_train_step(c, steps: int) -> dict:
+  """Compile and time cyclejax's step for config c on a synthetic batch."""
+  from cyclejax import train  # noqa: PLC0415
+
+  gan = train.build_gan(c)
+  mesh = train.make_mesh()
+  _, batch_sharding = train.shardings(mesh)
+  state = train.init_state_on(gan, c.seed, mesh)
+  rng = np.random.default_rng(0)
+  shape = (c.batch_size, c.crop_size, c.crop_size, 3)
+  batch = train.global_batch(
+    {k: rng.integers(0, 256, shape, dtype=np.uint8) for k in ("A", "B")}, batch_sharding
+  )
+  step = train.compile_train_step(gan, state, mesh)
+  start = time.perf_counter()
+  compiled = step.lower(state, batch).compile()
+  compile_seconds = time.perf_counter() - start
+  for _ in range(2):  # warm up
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  cpu = _cpu_seconds()
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(metrics)
+  seconds = (time.perf_counter() - start) / steps
+  cpu_seconds = (_cpu_seconds() - cpu) / steps
+  memory, memory_how = peak_memory(compiled)
+  return {
+    "ms_per_step": 1e3 * seconds,
+    "cpu_ms_per_step": 1e3 * cpu_seconds,
+    "images_per_second": c.batch_size / seconds,
+    "flops_per_step": xla_flops(compiled),
+    "compile_seconds": compile_seconds,
+    "peak_memory_bytes": memory,
+    "peak_memory_how": memory_how,
+  }
+
+
+def time_input(c, batches: int) -> float:
+  """Images per second the config's input pipeline delivers (grain, this host)."""
+  from cyclejax import data  # noqa: PLC0415
+
+  domains = data.open_domains(c)
+  it = iter(data.train_dataset(domains, c, num_steps=batches + 2))
+  next(it)
+  next(it)  # threads started, first images decoded
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batches * c.batch_size / (time.perf_counter() - start)
+
+
+def time_torch_step(c, steps: int) -> dict:
+  """The reference update in PyTorch (benchmarks/torch_step.py) on the same sizes."""
+  import pathlib  # noqa: PLC0415
+
+  bench_dir = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+  if not (bench_dir / "torch_step.py").exists():
+    raise UserError("--torch needs the repository checkout (benchmarks/torch_step.py)")
+  sys.path.insert(0, str(bench_dir))
+  try:
+    import torch  # noqa: PLC0415
+    import torch_step  # noqa: PLC0415
+  except ImportError as e:
+    raise UserError(f"--torch needs PyTorch: pip install 'cyclejax[torch]' ({e})") from e
+  if c.netG not in ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"):
+    raise UserError(f"--torch: the reference has no netG {c.netG!r}")
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  model = torch_step.CycleGANStep(
+    netG=c.netG,
+    ngf=c.ngf,
+    netD=c.netD,
+    ndf=c.ndf,
+    n_layers_D=c.n_layers_D,
+    lambda_A=c.lambda_A,
+    lambda_B=c.lambda_B,
+    lambda_identity=c.lambda_identity,
+    pool_size=c.pool_size,
+    lr=c.lr,
+    beta1=c.beta1,
+    device=device,
+  )
+  shape = (c.batch_size, 3, c.crop_size, c.crop_size)
+  real_A = torch.rand(shape, device=device) * 2 - 1
+  real_B = torch.rand(shape, device=device) * 2 - 1
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+  for _ in range(2):
+    model.step(real_A, real_B)
+  sync()
+  cpu = _cpu_seconds()
+  start = time.perf_counter()
+  for _ in range(steps):
+    model.step(real_A, real_B)
+  sync()
+  seconds = (time.perf_counter() - start) / steps
+  return {
+    "ms_per_step": 1e3 * seconds,
+    "cpu_ms_per_step": 1e3 * (_cpu_seconds() - cpu) / steps,
+    "images_per_second": c.batch_size / seconds,
+    "torch": torch.__version__,
+    "torch_threads": torch.get_num_threads(),
+    "torch_device": device,
+  }
+
+
+def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batches: int):
+  """JSON rows for one config: one per variant, then PyTorch's with the ratio."""
+  peak, peak_how = peak_for(c.dtype)
+  settings = {
+    "netG": c.netG,
+    "ngf": c.ngf,
+    "netD": c.netD,
+    "crop_size": c.crop_size,
+    "batch_size": c.batch_size,
+    "dtype": c.dtype,
+  }
+  common = {
+    "device": device_description(),
+    "jax": jax.__version__,
+    "jaxlib": jaxlib.__version__,
+    "load_average": load_average(),
+  }
+  rows = []
+  input_rate = time_input(c, input_batches) if input_batches else None
+  for variant in variants:
+    timing = time_train_step(_variant(c, variant), steps)
+    tflops = timing["flops_per_step"] / (timing["ms_per_step"] / 1e3) / 1e12
+    rows.append(
+      {
+        "bench": "train",
+        "variant": variant,
+        **settings,
+        **timing,
+        "tflops": tflops,
+        "peak_fraction": tflops * 1e12 / peak,
+        "peak_flops": peak,
+        "peak_how": peak_how,
+        "input_images_per_second": input_rate,
+        **common,
+      }
+    )
+  base = next((r for r in rows if r["variant"] == "baseline"), None)
+  if base:
+    for r in rows:
+      r["ms_vs_baseline"] = r["ms_per_step"] / base["ms_per_step"]
+  if with_torch:
+    if c.dtype != "float32":
+      raise UserError("--torch times the reference, which runs float32: use --dtype=float32")
+    t = time_torch_step(c, steps)
+    row = {"bench": "train", "variant": "torch", **settings, **t, **common}
+    rows.append(row)
+    for r in rows[:-1]:
+      r["speedup_vs_torch"] = r["images_per_second"] / t["images_per_second"]
+  return rows
+
+
+def train() -> list[dict]:
+  c = _train_config(
+    _CONFIG.value,
+    batch_size=_BATCH.value,
+    dtype=_DTYPE.value,
+    netG=_NETG.value,
+    crop_size=_CROP.value,
+  )
+  if c.crop_size > c.load_size:
+    c.load_size = c.crop_size
+  return bench_train_config(
+    c,
+    steps=_STEPS.value,
+    variants=_TRAIN_VARIANTS.value,
+    with_torch=_TORCH.value,
+    input_batches=_INPUT_BATCHES.value,
+  )
+
+
+def all_benchmarks() -> list[dict]:
+  """The standard grid: resnet_9blocks at 256 (batch 1, 4, 16; float32, bfloat16), the
+  shapes config, then Score-CAM. Rows are printed as they come."""
+  grid = []
+  for batch in (1, 4, 16):
+    for dtype in ("float32", "bfloat16"):
+      # horse2zebra's settings, on generated images at 256 (no download needed).
+      c = _train_config("configs/horse2zebra.py", batch_size=batch, dtype=dtype)
+      c.dataset = "shapes"
+      c.shapes.size = 256
+      grid.append(c)
+  grid.append(_train_config(_CONFIG.value))
+  for c in grid:
+    rows = bench_train_config(
+      c,
+      steps=max(2, _STEPS.value // (4 if c.crop_size >= 256 else 1)),
+      variants=_TRAIN_VARIANTS.value,
+      with_torch=_TORCH.value and c.dtype == "float32",
+      input_batches=_INPUT_BATCHES.value,
+    )
+    for row in rows:
+      print(json.dumps(row), flush=True)
+  return scorecam()
+
+
+SUBCOMMANDS: dict[str, Callable[[], list[dict]]] = {
+  "scorecam": scorecam,
+  "train": train,
+  "all": all_benchmarks,
+}
 
 
 def main(argv):

@@ -37,6 +37,7 @@ RESUMABLE_CHANGES = (
   "async_checkpoints",
   "explain_every",
   "explain_methods",
+  "remat",  # recomputes, computes the same
 )
 
 
@@ -85,6 +86,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_type = "normal"  # normal | xavier | kaiming | orthogonal
   c.init_gain = 0.02
   c.dtype = "float32"  # compute dtype of convolutions: float32 | bfloat16.
+  # Recompute each generator block's insides in the backward pass (jax.checkpoint)
+  # instead of storing them: ~1/3 more compute, far less activation memory, so 512 and
+  # 1024 crops fit. Same parameters, same numbers.
+  c.remat = False
 
   # --- losses -------------------------------------------------------------------------
   c.gan_mode = "lsgan"  # lsgan | vanilla

@@ -61,7 +61,7 @@ def variant_config(config, variant: str, seed: int, num_steps: int, eval_every: 
 def evaluate_run(config, workdir: pathlib.Path) -> list[dict]:
   """Metrics at every checkpoint of a run, with the training losses logged at that step."""
   reader = checkpoints.Reader(workdir)
-  G, _ = train.build_networks(config, dtype="float32")
+  G, _ = train.build_networks(config, dtype="float32", remat=False)
   spec = data.shapes_spec(config)
   losses = {r["step"]: r for r in read_jsonl(workdir / "metrics.jsonl")}
   rows = []

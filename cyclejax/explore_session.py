@@ -125,7 +125,7 @@ class Session:
     names = [n for n in DIRECTIONS.values() if n in items]
     if not names:
       raise UserError(f"{self.workdir} step {self.step} has no generator (G_A or G_B)")
-    self.G, self.D = train.build_networks(self.config, dtype="float32")
+    self.G, self.D = train.build_networks(self.config, dtype="float32", remat=False)
     self.params = self.reader.params_of(names, self.step)
     self.directions = [d for d, n in DIRECTIONS.items() if n in self.params]
     self.multiple = models.generator_multiple(self.G)

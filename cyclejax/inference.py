@@ -26,7 +26,7 @@ def load_network(workdir, name: str, step: int | None = None) -> tuple[nn.Module
   reader = checkpoints.Reader(workdir)
   step = reader.resolve_step(step)
   reader.require(step, name)
-  G, D = train.build_networks(reader.config(step), dtype="float32")
+  G, D = train.build_networks(reader.config(step), dtype="float32", remat=False)
   return (G if name.startswith("G") else D), reader.params(name, step), step
 
 

@@ -131,7 +131,7 @@ def evaluate(
   """
   if len(images_A) == 0 or len(images_B) == 0:
     raise UserError("cannot evaluate losses on an empty split")
-  G, D = train.build_networks(config, dtype="float32")
+  G, D = train.build_networks(config, dtype="float32", remat=False)
   fn = _side_fn(G, D, config.gan_mode)
   a = _side_means(fn, params, config, images_A, "A", batch_size)
   b = _side_means(fn, params, config, images_B, "B", batch_size)

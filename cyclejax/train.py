@@ -135,13 +135,15 @@ class TrainState(struct.PyTreeNode):
 
 
 def build_networks(
-  config: ml_collections.ConfigDict, dtype: str | None = None
+  config: ml_collections.ConfigDict, dtype: str | None = None, remat: bool | None = None
 ) -> tuple[nn.Module, nn.Module]:
   """(generator, discriminator) modules of a config; both directions share each.
 
   Args:
     config: a run's config.
     dtype: compute dtype; None takes config.dtype (inference passes 'float32').
+    remat: rematerialise the generator's blocks; None takes config.remat (analysis
+      tools pass False: the same parameters, plain modules to capture from).
   """
   dtype = jnp.bfloat16 if (dtype or config.dtype) == "bfloat16" else jnp.float32
   common = dict(
@@ -149,7 +151,12 @@ def build_networks(
   )
   masked = bool(config.xai.enabled and config.xai.mask_input)
   G = models.build_generator(
-    config.netG, ngf=config.ngf, num_downs=config.num_downs, masked=masked, **common
+    config.netG,
+    ngf=config.ngf,
+    num_downs=config.num_downs,
+    masked=masked,
+    remat=config.remat if remat is None else remat,
+    **common,
   )
   D = models.build_discriminator(
     config.netD, ndf=config.ndf, n_layers_D=config.n_layers_D, **common

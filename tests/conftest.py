@@ -27,6 +27,8 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# The PyTorch reference networks live with the benchmarks, which time them too.
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def tiny_config(**overrides):

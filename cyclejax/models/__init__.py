@@ -55,6 +55,7 @@ def build_generator(
   output_nc: int = 3,
   num_downs: int | None = None,
   masked: bool = False,
+  remat: bool = False,
   dtype=jnp.float32,
 ) -> nn.Module:
   """Returns the generator named `netG` (reference names, plus 'unet' with num_downs).
@@ -75,6 +76,7 @@ def build_generator(
     init_gain=init_gain,
     output_nc=output_nc,
     dtype=dtype,
+    remat=remat,
   )
   if netG == "unet":
     if num_downs is None:

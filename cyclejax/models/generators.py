@@ -19,6 +19,11 @@ from cyclejax.models import layers
 from cyclejax.models.layers import Dtype
 
 
+def maybe_remat(module: type[nn.Module], remat: bool) -> type[nn.Module]:
+  """The module class, rematerialised (nn.remat) when asked; parameter names unchanged."""
+  return nn.remat(module) if remat else module
+
+
 class ConvNormAct(nn.Module):
   """[reflect pad] -> conv -> norm -> activation (relu, leaky_relu or none).
 
@@ -147,6 +152,8 @@ class ResnetGenerator(nn.Module):
     ngf: filters of the first conv.
     n_blocks: residual blocks at the bottleneck (9 for resnet_9blocks, 6 for 6blocks).
     norm: 'instance' or 'none'.
+    remat: recompute each named block's insides in the backward pass instead of
+      keeping them (jax.checkpoint): less memory for large crops, same numbers.
   """
 
   output_nc: int = 3
@@ -156,6 +163,7 @@ class ResnetGenerator(nn.Module):
   init_type: str = "normal"
   init_gain: float = 0.02
   dtype: Dtype = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -163,13 +171,16 @@ class ResnetGenerator(nn.Module):
     common = dict(
       norm=self.norm, init_type=self.init_type, init_gain=self.init_gain, dtype=self.dtype
     )
-    x = ConvNormAct(self.ngf, 7, padding=3, reflect=True, name="stem", **common)(x)
+    Conv, Block, Up = (
+      maybe_remat(m, self.remat) for m in (ConvNormAct, ResnetBlock, UpConvNormRelu)
+    )
+    x = Conv(self.ngf, 7, padding=3, reflect=True, name="stem", **common)(x)
     for i in range(2):
-      x = ConvNormAct(self.ngf * 2 ** (i + 1), 3, 2, padding=1, name=f"down{i + 1}", **common)(x)
+      x = Conv(self.ngf * 2 ** (i + 1), 3, 2, padding=1, name=f"down{i + 1}", **common)(x)
     for i in range(self.n_blocks):
-      x = ResnetBlock(self.ngf * 4, name=f"block{i + 1}", **common)(x)
+      x = Block(self.ngf * 4, name=f"block{i + 1}", **common)(x)
     for i in range(2):
-      x = UpConvNormRelu(self.ngf * 2 ** (1 - i), name=f"up{i + 1}", **common)(x)
+      x = Up(self.ngf * 2 ** (1 - i), name=f"up{i + 1}", **common)(x)
     return Head(
       self.output_nc,
       init_type=self.init_type,
@@ -268,6 +279,7 @@ class UnetGenerator(nn.Module):
   init_type: str = "normal"
   init_gain: float = 0.02
   dtype: Dtype = jnp.float32
+  remat: bool = False  # as ResnetGenerator.remat
 
   def channels(self) -> list[int]:
     """inner_nc of levels 1..N: ngf, 2ngf, 4ngf, 8ngf, 8ngf, ... (reference order)."""
@@ -286,7 +298,7 @@ class UnetGenerator(nn.Module):
     downs = []
     for i in range(1, n + 1):
       norm = self.norm if 1 < i < n else "none"
-      x = UnetDown(
+      x = maybe_remat(UnetDown, self.remat)(
         inner[i - 1],
         pre_act=i > 1,
         norm=norm,
@@ -298,7 +310,7 @@ class UnetGenerator(nn.Module):
     for i in range(n, 0, -1):
       if i < n:
         x = jnp.concatenate([Skip(name=f"skip{i}")(downs[i - 1]), x], axis=-1)
-      x = UnetUp(
+      x = maybe_remat(UnetUp, self.remat)(
         outer[i - 1],
         outermost=i == 1,
         norm=self.norm,

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from cyclejax.models import layers
-from cyclejax.models.generators import ConvNormAct, ResnetBlock, UpConvNormRelu
+from cyclejax.models.generators import ConvNormAct, ResnetBlock, UpConvNormRelu, maybe_remat
 from cyclejax.models.layers import Dtype
 
 
@@ -58,6 +58,7 @@ class XaiResnetGenerator(nn.Module):
   init_type: str = "normal"
   init_gain: float = 0.02
   dtype: Dtype = jnp.float32
+  remat: bool = False  # as ResnetGenerator.remat
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -65,18 +66,19 @@ class XaiResnetGenerator(nn.Module):
     common = dict(
       norm=self.norm, init_type=self.init_type, init_gain=self.init_gain, dtype=self.dtype
     )
-    skips = [ConvNormAct(self.ngf, 7, padding=3, reflect=True, name="stem", **common)(x)]
+    Conv, Block, Up = (
+      maybe_remat(m, self.remat) for m in (ConvNormAct, ResnetBlock, UpConvNormRelu)
+    )
+    skips = [Conv(self.ngf, 7, padding=3, reflect=True, name="stem", **common)(x)]
     for i in range(3):
       skips.append(
-        ConvNormAct(self.ngf * 2 ** (i + 1), 3, 2, padding=1, name=f"down{i + 1}", **common)(
-          skips[-1]
-        )
+        Conv(self.ngf * 2 ** (i + 1), 3, 2, padding=1, name=f"down{i + 1}", **common)(skips[-1])
       )
     y = skips[-1]
     for i in range(self.n_blocks):
-      y = ResnetBlock(self.ngf * 8, name=f"block{i + 1}", **common)(y)
+      y = Block(self.ngf * 8, name=f"block{i + 1}", **common)(y)
     for i in range(3):
-      y = UpConvNormRelu(self.ngf * 2 ** (2 - i), name=f"up{i + 1}", **common)(y + skips[3 - i])
+      y = Up(self.ngf * 2 ** (2 - i), name=f"up{i + 1}", **common)(y + skips[3 - i])
     y = layers.reflect_pad(y + skips[0], 3)
     y = layers.conv(
       self.output_nc,
