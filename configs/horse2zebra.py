@@ -16,15 +16,7 @@ def get_config(arg: str | None = None):
   c = config_lib.base_config()
   c.dataset = "tfds"
   c.tfds_name = "horse2zebra"
-  c.netG = "resnet_9blocks"
-  c.load_size = 286
-  c.crop_size = 256
-  c.batch_size = 1
   c.num_steps = 200 * 1334
   c.sample_every = 5000
   c.checkpoint_every = 5000
-  if arg == "tiny":
-    c = config_lib.tiny(c)
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; expected 'tiny' or nothing")
-  return c
+  return config_lib.with_variant(c, arg)

@@ -27,8 +27,4 @@ def get_config(arg: str | None = None):
   c.log_every = 50
   c.sample_every = 250
   c.checkpoint_every = 500
-  if arg == "tiny":
-    c = config_lib.tiny(c)
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; expected 'tiny' or nothing")
-  return c
+  return config_lib.with_variant(c, arg)

@@ -45,8 +45,4 @@ def get_config(arg: str | None = None):
   # 10 checkpoints kept for the train-vs-validation curves of `cyclejax.study`.
   c.checkpoint_every = 500
   c.max_to_keep = 10
-  if arg == "tiny":
-    c = config_lib.tiny(c)
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; expected 'tiny' or nothing")
-  return c
+  return config_lib.with_variant(c, arg)

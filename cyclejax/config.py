@@ -156,6 +156,15 @@ def load_config_file(path: str | pathlib.Path, arg: str | None = None):
   return module.get_config(arg)
 
 
+def with_variant(c: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+  """The config file argument: 'tiny' (configs/X.py:tiny) shrinks it, nothing keeps it."""
+  if arg == "tiny":
+    return tiny(c)
+  if arg:
+    raise ValueError(f"unknown config argument {arg!r}; expected 'tiny' or nothing")
+  return c
+
+
 def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks any config to a smoke-test size (crop 32, ngf 8, a few steps)."""
   c.load_size = 36
