@@ -60,7 +60,8 @@ _NDF = flags.DEFINE_integer("ndf", 64, "Discriminator width (64 = the reference)
 _VARIANTS = flags.DEFINE_list("variants", ["vectorized", "loop"], "Variants to measure.")
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Timed runs per variant (the best is reported).")
 _CONFIG = flags.DEFINE_string("config", "configs/shapes.py", "train: config file[:arg].")
-_STEPS = flags.DEFINE_integer("steps", 20, "train: timed steps.")
+_STEPS = flags.DEFINE_integer("steps", 20, "train: timed steps (0: compile only).")
+_REMAT = flags.DEFINE_boolean("remat", None, "train: config.remat (default: the config's).")
 _BATCH = flags.DEFINE_integer("batch_size", 0, "train: global batch (0: the config's).")
 _DTYPE = flags.DEFINE_string("dtype", "", "train: float32 | bfloat16 ('': the config's).")
 _NETG = flags.DEFINE_string("netG", "", "train: generator ('': the config's).")
@@ -374,6 +375,17 @@ def time_train_step(c, steps: int) -> dict:
   start = time.perf_counter()
   compiled = step.lower(state, batch).compile()
   compile_seconds = time.perf_counter() - start
+  memory, memory_how = peak_memory(compiled)
+  if steps == 0:  # compile only: FLOPs and XLA's memory analysis, no timing
+    return {
+      "ms_per_step": None,
+      "cpu_ms_per_step": None,
+      "images_per_second": None,
+      "flops_per_step": xla_flops(compiled),
+      "compile_seconds": compile_seconds,
+      "peak_memory_bytes": memory,
+      "peak_memory_how": memory_how,
+    }
   for _ in range(2):  # warm up
     state, metrics = compiled(state, batch)
   jax.block_until_ready(metrics)
@@ -384,7 +396,8 @@ def time_train_step(c, steps: int) -> dict:
   jax.block_until_ready(metrics)
   seconds = (time.perf_counter() - start) / steps
   cpu_seconds = (_cpu_seconds() - cpu) / steps
-  memory, memory_how = peak_memory(compiled)
+  if memory_how.startswith("device"):  # the allocator's peak now includes the steps
+    memory, memory_how = peak_memory(compiled)
   return {
     "ms_per_step": 1e3 * seconds,
     "cpu_ms_per_step": 1e3 * cpu_seconds,
@@ -474,6 +487,7 @@ def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batch
     "crop_size": c.crop_size,
     "batch_size": c.batch_size,
     "dtype": c.dtype,
+    "remat": c.remat,
   }
   common = {
     "device": device_description(),
@@ -485,7 +499,11 @@ def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batch
   input_rate = time_input(c, input_batches) if input_batches else None
   for variant in variants:
     timing = time_train_step(_variant(c, variant), steps)
-    tflops = timing["flops_per_step"] / (timing["ms_per_step"] / 1e3) / 1e12
+    tflops = (
+      timing["flops_per_step"] / (timing["ms_per_step"] / 1e3) / 1e12
+      if timing["ms_per_step"]
+      else None
+    )
     rows.append(
       {
         "bench": "train",
@@ -493,7 +511,7 @@ def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batch
         **settings,
         **timing,
         "tflops": tflops,
-        "peak_fraction": tflops * 1e12 / peak,
+        "peak_fraction": tflops * 1e12 / peak if tflops else None,
         "peak_flops": peak,
         "peak_how": peak_how,
         "input_images_per_second": input_rate,
@@ -503,15 +521,17 @@ def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batch
   base = next((r for r in rows if r["variant"] == "baseline"), None)
   if base:
     for r in rows:
-      r["ms_vs_baseline"] = r["ms_per_step"] / base["ms_per_step"]
+      if r["ms_per_step"] and base["ms_per_step"]:
+        r["ms_vs_baseline"] = r["ms_per_step"] / base["ms_per_step"]
   if with_torch:
     if c.dtype != "float32":
       raise UserError("--torch times the reference, which runs float32: use --dtype=float32")
-    t = time_torch_step(c, steps)
+    t = time_torch_step(c, max(steps, 1))
     row = {"bench": "train", "variant": "torch", **settings, **t, **common}
     rows.append(row)
     for r in rows[:-1]:
-      r["speedup_vs_torch"] = r["images_per_second"] / t["images_per_second"]
+      if r["images_per_second"]:
+        r["speedup_vs_torch"] = r["images_per_second"] / t["images_per_second"]
   return rows
 
 
@@ -523,6 +543,8 @@ def train() -> list[dict]:
     netG=_NETG.value,
     crop_size=_CROP.value,
   )
+  if _REMAT.value is not None:
+    c.remat = _REMAT.value
   if c.crop_size > c.load_size:
     c.load_size = c.crop_size
   return bench_train_config(

@@ -1,0 +1,41 @@
+"""The benchmark door runs and reports what BENCHMARKS.md quotes (no timing asserted)."""
+
+import json
+
+from conftest import run_cli
+
+TRAIN_KEYS = {
+  "ms_per_step",
+  "images_per_second",
+  "tflops",
+  "peak_fraction",
+  "compile_seconds",
+  "peak_memory_bytes",
+  "device",
+  "netG",
+  "crop_size",
+  "batch_size",
+  "dtype",
+  "input_images_per_second",
+}
+
+
+def test_bench_train_reports_jax_and_torch():
+  out = run_cli(
+    "bench",
+    "train",
+    "--config=configs/shapes.py:tiny",
+    "--steps=1",
+    "--input_batches=1",
+    "--torch",
+  ).stdout
+  rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+  assert [r["variant"] for r in rows] == ["baseline", "torch"]
+  assert TRAIN_KEYS <= set(rows[0])
+  assert rows[0]["flops_per_step"] > 0 and rows[0]["ms_per_step"] > 0
+  assert rows[0]["speedup_vs_torch"] > 0 and rows[1]["torch"].startswith("2.")
+
+
+def test_bench_usage_error_is_one_line():
+  proc = run_cli("bench", "nope", check=False)
+  assert proc.returncode == 2 and "subcommands: scorecam, train, all" in proc.stderr
