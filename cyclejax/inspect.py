@@ -36,7 +36,8 @@ def describe(workdir: str, step: int | None = None, tree: bool = True) -> str:
   lines.append("")
   lines.append("networks:")
   trees = {}
-  for name in checkpoints.NETWORKS:
+  present_masks = tuple(n for n in checkpoints.MASK_NETWORKS if n in items)
+  for name in checkpoints.NETWORKS + present_masks:
     if name not in items:
       lines.append(f"  {name}: absent ({checkpoints.ROLES[name]})")
       continue
