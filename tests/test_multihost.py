@@ -97,11 +97,12 @@ def test_two_processes_train_as_one_stop_together_and_one_process_resumes(
   assert len(list((workdir / "tensorboard").iterdir())) == 1
   assert json.loads((workdir / "config.json").read_text())["batch_size"] == 4
 
-  # Written once: each process wrote a part of the replicated parameters, not a copy.
+  # Written once: each process wrote a part of the replicated parameters, not a copy
+  # (two copies would be about twice the raw size; orbax compresses a little).
   g_a = workdir / "checkpoints" / "2" / "G_A"
   stored = sum(p.stat().st_size for p in g_a.rglob("*") if p.is_file())
   size = sum(x.nbytes for x in jax.tree.leaves(jax.device_get(final.params["G_A"])))
-  assert size < stored < 1.5 * size
+  assert 0.8 * size < stored < 1.5 * size
   # Each host's input position is the step (its own slice of each global batch).
   assert checkpoints.Reader(workdir).data_state(2) == {"next_index": 2}
 
