@@ -169,7 +169,7 @@ def initialize(**flags) -> bool:
   if planned is None:
     return False
   kwargs, reason = planned
-  if not jax.config.jax_cpu_collectives_implementation:
+  if not jax.config.values.get("jax_cpu_collectives_implementation"):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   logging.info("jax.distributed.initialize(%s): %s", kwargs, reason)
   try:
