@@ -189,7 +189,7 @@ class Reader:
     step = self.resolve_step(step)
     for name in names:
       self.require(step, name)
-    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     metadata = self.mngr.item_metadata(step)
     args = {}
     for name in names:

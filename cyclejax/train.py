@@ -28,12 +28,12 @@ from absl import logging
 from flax import linen as nn
 from flax import struct
 
-from cyclejax import checkpoints, data, losses, models, periodic, plots, pool
+from cyclejax import checkpoints, data, losses, models, multihost, periodic, plots, pool
 from cyclejax import config as config_lib
 from cyclejax import xai as xai_lib
 from cyclejax.errors import UserError
 from cyclejax.explain import render as explain_render
-from cyclejax.writer import MetricWriter, read_jsonl
+from cyclejax.writer import MetricWriter, NullWriter, read_jsonl
 
 LOSS_KEYS = plots.LOSS_NAMES  # the reference's eight loss names
 
@@ -559,6 +559,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   Writes under workdir: checkpoints/, metrics.jsonl, tensorboard/, samples/step_N.png,
   loss_curves.png, config.json, and explain/step_N.png when config.explain_every > 0.
+  With several processes (jax.distributed) every one runs this; checkpoints are saved
+  by all together, the other files by process 0 (see cyclejax/multihost.py).
   """
   config_lib.validate(config)
   workdir = pathlib.Path(workdir).expanduser().resolve()
@@ -586,7 +588,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         "model, not a training run); train in a new --workdir"
       )
 
-  domains = data.open_domains(config, str(workdir))
+  # Process 0 first: the others then read its image check cache (or download).
+  domains = multihost.primary_first(
+    lambda: data.open_domains(config, str(workdir)), "open the data"
+  )
   logging.info(
     "data: %s (%d) and %s (%d); an epoch is %d images",
     domains.train_A.name,
@@ -606,7 +611,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     data_state = reader.data_state(latest)
     logging.info("resumed from %s at step %d", checkpoints.directory(workdir), latest)
   start = int(state.step)
-  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+  primary = multihost.is_primary()
+  if primary:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
 
   ds = data.train_dataset(
     domains,
@@ -627,7 +634,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   sample_fn = jax.jit(functools.partial(translate_samples, gan.G))
 
   step_fn = compile_train_step(gan, state, mesh)
-  writer = MetricWriter(workdir, resume_step=start)
+  writer = MetricWriter(workdir, resume_step=start) if primary else NullWriter()
+  stop_vote = multihost.StopVote(mesh)
   last_saved = latest
   pending = None  # (step, device metrics) of the previous step, checked one step late
   window_start, window_steps, run_start = time.perf_counter(), 0, None
@@ -683,16 +691,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
         if periodic.itstime(step, config.sample_every, total):
           grid = sample_grid(jax.device_get(sample_fn(state.params, sample_A, sample_B)))
-          plots.save_png(grid, workdir / "samples" / f"step_{step:07d}.png")
+          if primary:
+            plots.save_png(grid, workdir / "samples" / f"step_{step:07d}.png")
           writer.write_image(step, "samples", grid)
 
         if config.explain_every > 0 and periodic.itstime(step, config.explain_every, total):
           methods = tuple(m.strip() for m in config.explain_methods.split(",") if m.strip())
           grid = explain_render.sample_grid(gan.D, state.params, sample_A, sample_B, methods)
-          plots.save_png(grid, workdir / "explain" / f"step_{step:07d}.png")
+          if primary:
+            plots.save_png(grid, workdir / "explain" / f"step_{step:07d}.png")
           writer.write_image(step, "explain", grid)
 
-        stopping = stop.signum is not None
+        # A signal's number once every process knows of it (multihost.StopVote).
+        stopping = stop_vote(stop.signum or 0)
         if periodic.itstime(step, config.checkpoint_every, total) or stopping:
           host = jax.device_get(metrics)
           _check_finite(host, step, last_saved, workdir)
@@ -702,17 +713,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           logging.warning(
             "stopped at step %d by %s; checkpoint saved. Run the same command to resume.",
             step,
-            signal.Signals(stop.signum).name,
+            signal.Signals(stopping).name,
           )
           mngr.wait_until_finished()
-          raise SystemExit(128 + stop.signum)
+          raise SystemExit(128 + stopping)
       if pending is not None:
         _check_finite(jax.device_get(pending[1]), pending[0], last_saved, workdir)
   finally:
     mngr.wait_until_finished()
     writer.close()
 
-  records = read_jsonl(workdir / "metrics.jsonl")
+  records = read_jsonl(workdir / "metrics.jsonl") if primary else []
   if records:
     plots.loss_curves(records, workdir / "loss_curves.png")
   if run_start is not None:

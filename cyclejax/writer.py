@@ -56,6 +56,22 @@ class MetricWriter:
     self._tb.close()
 
 
+class NullWriter:
+  """The writer of processes other than 0 in a multi-process run: writes nothing."""
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    del step, scalars
+
+  def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
+    del step, tag, image
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
 def read_jsonl(path: str | pathlib.Path) -> list[dict]:
   """Records of a metrics.jsonl file (a torn last line from a crash is ignored)."""
   out = []

@@ -271,7 +271,7 @@ def forward_bytes(apply_fn, params, image_shape: Sequence[int]) -> int:
 def memory_budget(device=None) -> int:
   """Bytes the masked forwards of one chunk may use on a device: a quarter of the free
   memory where the device reports it (GPU, TPU), else CPU_CHUNK_BUDGET_BYTES."""
-  device = device or jax.devices()[0]
+  device = device or jax.local_devices()[0]  # jax.devices()[0] is process 0's
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   if stats and "bytes_limit" in stats:
     return max(int((stats["bytes_limit"] - stats.get("bytes_in_use", 0)) // 4), 1)
