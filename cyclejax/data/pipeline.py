@@ -64,7 +64,12 @@ def shapes_spec(config: ml_collections.ConfigDict) -> shapes.ShapesSpec:
 
 
 def num_threads(config: ml_collections.ConfigDict) -> int:
-  return config.data_threads or min(os.cpu_count() or 1, 16)
+  """config.data_threads, or the CPUs this process may run on (SLURM's --cpus-per-task
+  and taskset limit that set; os.cpu_count() would not see them), at most 16."""
+  if config.data_threads:
+    return config.data_threads
+  cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return max(1, min(cpus or 1, 16))
 
 
 def open_domains(config: ml_collections.ConfigDict, workdir: str | None = None) -> Domains:
