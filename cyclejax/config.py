@@ -21,7 +21,7 @@ DATASETS = ("shapes", "folder", "tfds")
 PREPROCESS = ("resize_and_crop", "crop")
 DTYPES = ("float32", "bfloat16")
 LR_POLICIES = ("linear", "constant")
-XAI_EXPLANATIONS = ("saliency",)
+XAI_EXPLANATIONS = ("saliency", "gradcam", "scorecam")
 
 # Keys that may differ between a checkpoint's config and the config resuming it: they
 # change how a run is watched, not what it computes (num_steps also moves the LR decay).
@@ -102,7 +102,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Off by default: the reference CycleGAN, bit for bit. See cyclejax/xai.py.
   c.xai = ml_collections.ConfigDict()
   c.xai.enabled = False
-  c.xai.explanation = "saliency"  # D's map of a fake: |dD/dx|, max over channels, [0, 1].
+  # D's map of a fake: 'saliency' |dD/dx| (max over channels), 'gradcam' or 'scorecam'
+  # of D's last hidden layer (cyclejax.explain); each normalised to [0, 1] per image.
+  c.xai.explanation = "saliency"
   # Where the map scales G's gradient (g' = g + alpha * lambda_a * g * E):
   # 'adversarial' at D's input (only the adversarial gradient; xAI-GAN's reading), or
   # 'all' at the generator's output (adversarial and cycle gradients; the authors' code).

@@ -5,8 +5,8 @@ explanations, building on xAI-GAN (Nagisetty et al.) and Mask CycleGAN (Wang):
 
   explanation map  E = |d D(fake) / d fake|, max over channels, min-max normalised to
                    [0, 1] per image ([B, H, W, 1]); D's output is a patch map, its mean
-                   (the "realism") is the score. Other maps (Grad-CAM, Score-CAM) can be
-                   plugged in through `EXPLANATIONS`.
+                   (the "realism") is the score. Grad-CAM and Score-CAM of D's last
+                   hidden layer (cyclejax.explain) plug in through `EXPLANATIONS`.
   gradient mask    `guide(y, m)` is the identity in the forward pass; its backward rule
                    turns the incoming gradient g into g + g * m (m = alpha * lambda_a * E).
   damping          lambda(x) = min(1, 4 * (0.5 - min(0.5, x)) ** gamma) of a
@@ -78,8 +78,27 @@ def saliency(apply_fn: Callable, params, images: jax.Array) -> jax.Array:
   return normalize_per_image(jnp.abs(grads).max(axis=-1, keepdims=True))
 
 
-# name -> fn(apply_fn, params, images) -> [B, H, W, 1] map in [0, 1]
-EXPLANATIONS: dict[str, Callable] = {"saliency": saliency}
+def _cam(method: str) -> Callable:
+  """A cyclejax.explain CAM of D's last hidden layer (target: mean realism) as a map."""
+
+  def fn(apply_fn, params, images):
+    from cyclejax import explain  # noqa: PLC0415 - only when this map is chosen
+
+    images = jax.lax.stop_gradient(images)
+    params = jax.lax.stop_gradient(params)
+    cam = getattr(explain, method)(apply_fn, params, images)  # [B, H, W] in [0, 1]
+    return cam[..., None]
+
+  return fn
+
+
+# name -> fn(apply_fn, params, images) -> [B, H, W, 1] map in [0, 1]. Score-CAM costs one
+# D forward per channel of its last hidden layer (512 for the basic PatchGAN) per step.
+EXPLANATIONS: dict[str, Callable] = {
+  "saliency": saliency,
+  "gradcam": _cam("gradcam"),
+  "scorecam": _cam("score_cam"),
+}
 
 
 def explanation(name: str) -> Callable:

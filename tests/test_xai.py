@@ -146,3 +146,14 @@ def test_convergence_cli_compares_both_variants(tmp_path):
     assert 0.0 <= rows[-1]["color_accuracy"] <= 1.0 and "cycle_error_A" in rows[-1]
   assert (tmp_path / "convergence.png").stat().st_size > 1000
   assert (tmp_path / "xai" / "seed_0" / "config.json").read_text().count('"enabled": true') == 1
+
+
+@pytest.mark.parametrize("name", ["gradcam", "scorecam"])
+def test_cams_plug_in_as_explanation_maps(name):
+  D = models.build_discriminator("basic", ndf=4)
+  images = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+  params = D.init(jax.random.key(1), images)["params"]
+  maps = jax.jit(lambda p, x: xai.explanation(name)(D.apply, p, x))(params, images)
+  assert maps.shape == (2, 32, 32, 1)
+  assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0 + 1e-6
+  assert np.isfinite(maps).all()
