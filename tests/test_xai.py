@@ -113,7 +113,9 @@ def test_baseline_is_bit_identical_with_the_switch_off():
   chex.assert_trees_all_equal(jax.device_get(plain.params), jax.device_get(off.params))
 
 
-@pytest.mark.parametrize("apply_to,mask_input", [("adversarial", False), ("all", True)])
+# The xAI step with the soft input mask runs under 4-device sharding in
+# test_train.py::test_multi_device_gives_the_same_losses_as_one_device.
+@pytest.mark.parametrize("apply_to,mask_input", [("adversarial", False)])
 def test_xai_step_lowers_the_loss(apply_to, mask_input):
   config = tiny_config(
     batch_size=2, **{"xai.enabled": True, "xai.apply_to": apply_to, "xai.mask_input": mask_input}
