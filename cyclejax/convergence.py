@@ -4,16 +4,17 @@
       --workdir=runs/convergence [--eval_every=100] [--threshold=0.8]
 
 Trains the baseline (config.xai.enabled=False) and the xAI variant (True; any
---config.xai.* overrides apply to it) with the same seeds, hence the same data and the
-same initial networks, and evaluates every checkpoint on the held-out toy images with
-exact metrics: color accuracy (G_B on gray shapes), background error, cycle
+--config.xai.* overrides apply to it), or with --compare=bfloat16 the baseline in
+float32 and in bfloat16 (does mixed precision keep the quality?), with the same seeds,
+hence the same data and the same initial networks, and evaluates every checkpoint on the
+held-out toy images with exact metrics: color accuracy (G_B on gray shapes), background error, cycle
 reconstruction errors, next to the training losses. Writes under --workdir:
 
   <variant>/seed_<s>/      each run's workdir (rerunning resumes / skips finished runs)
   convergence.json         every evaluated value
   convergence.png          each metric over steps: mean and min..max over seeds
   convergence.md           steps to reach the threshold per variant and seed, and the
-                           ratio baseline / xAI (> 1: xAI is faster)
+                           ratio baseline / variant (> 1: the variant is faster)
 """
 
 import json
@@ -39,7 +40,10 @@ _METRIC = flags.DEFINE_string("metric", "color_accuracy", "Metric for steps-to-t
 _THRESHOLD = flags.DEFINE_float("threshold", 0.8, "Level the metric must reach.")
 flags.mark_flags_as_required(["workdir"])
 
-VARIANTS = ("baseline", "xai")
+# The variant compared with the baseline: 'xai' (config.xai.enabled; other --config.xai.*
+# settings apply to it) or 'bfloat16' (config.dtype; does mixed precision keep quality?).
+COMPARISONS = ("xai", "bfloat16")
+_COMPARE = flags.DEFINE_enum("compare", "xai", COMPARISONS, "Variant to compare with the baseline.")
 METRICS = ("color_accuracy", "background_error", "cycle_error_A", "cycle_error_B")
 LOSSES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
 
@@ -48,6 +52,8 @@ def variant_config(config, variant: str, seed: int, num_steps: int, eval_every: 
   c = config.copy_and_resolve_references()
   c.unlock()
   c.xai.enabled = variant == "xai"
+  if variant == "bfloat16":
+    c.dtype = "bfloat16"  # the baseline keeps the config's dtype (float32 by default)
   c.seed = seed
   c.num_steps = num_steps
   c.checkpoint_every = eval_every
@@ -85,6 +91,7 @@ def steps_to(rows: list[dict], metric: str, threshold: float) -> int | None:
 
 
 def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
+  other = next(v for v in results if v != "baseline")
   lines = [
     f"# Convergence: steps until {metric} {'>=' if 'error' not in metric else '<='} {threshold}",
     "",
@@ -92,7 +99,7 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
     "| --- |" + " --- |" * (len(results["baseline"]) + 1),
   ]
   means = {}
-  for variant in VARIANTS:
+  for variant in results:
     steps = [steps_to(results[variant][s], metric, threshold) for s in sorted(results[variant])]
     reached = [s for s in steps if s is not None]
     # A run that never reached the threshold counts as num_steps (a lower bound).
@@ -102,19 +109,18 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
     lines.append(f"| {variant} | " + " | ".join(cells) + f" | {prefix}{means[variant]:.0f} |")
   lines.append("")
   reached = {
-    v: all(steps_to(r, metric, threshold) is not None for r in results[v].values())
-    for v in VARIANTS
+    v: all(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
   }
-  if not reached["baseline"] and not reached["xai"]:
-    lines.append(f"ratio baseline / xai: n/a (no run of either variant reached {threshold})")
+  if not reached["baseline"] and not reached[other]:
+    lines.append(f"ratio baseline / {other}: n/a (no run of either variant reached {threshold})")
   else:
     bound = (
       ""
-      if reached["baseline"] and reached["xai"]
+      if reached["baseline"] and reached[other]
       else (" (a bound: some runs never reached the threshold and count as num_steps)")
     )
     lines.append(
-      f"ratio baseline / xai (mean steps): {means['baseline'] / max(means['xai'], 1):.2f}"
+      f"ratio baseline / {other} (mean steps): {means['baseline'] / max(means[other], 1):.2f}"
       f"{bound}; > 1 means the xAI variant reached the threshold sooner"
     )
   lines.append("")
@@ -122,7 +128,7 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
   lines.append("")
   lines.append("| variant | " + " | ".join(METRICS) + " |")
   lines.append("| --- |" + " --- |" * len(METRICS))
-  for variant in VARIANTS:
+  for variant in results:
     finals = [results[variant][s][-1] for s in sorted(results[variant])]
     lines.append(
       f"| {variant} | "
@@ -136,7 +142,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
   names = METRICS + ("G_A", "G_B", "D_A", "D_B")
   fig, axes = plt.subplots(2, 4, figsize=(18, 7))
   for ax, name in zip(axes.ravel(), names, strict=True):
-    for variant in VARIANTS:
+    for variant in results:
       runs = list(results[variant].values())
       steps = [r["step"] for r in runs[0]]
       values = np.array([[row.get(name, np.nan) for row in run[: len(steps)]] for run in runs])
@@ -163,9 +169,10 @@ def main(argv):
   if eval_every < 1 or num_steps < eval_every or _SEEDS.value < 1:
     raise UserError("need --seeds >= 1 and 1 <= --eval_every <= --num_steps")
   root = pathlib.Path(_WORKDIR.value).expanduser().resolve()
-  results: dict[str, dict[int, list]] = {v: {} for v in VARIANTS}
+  variants = ("baseline", _COMPARE.value)
+  results: dict[str, dict[int, list]] = {v: {} for v in variants}
   for seed in range(_SEEDS.value):
-    for variant in VARIANTS:
+    for variant in variants:
       c = variant_config(config, variant, seed, num_steps, eval_every)
       workdir = root / variant / f"seed_{seed}"
       logging.info("=== %s, seed %d -> %s", variant, seed, workdir)
