@@ -1,12 +1,13 @@
 """Benchmarks (speed goals are measured here, never in tests).
 
+  python -m cyclejax.bench train --config=configs/shapes.py [...]   # one train setting
   python -m cyclejax.bench scorecam [--size=256] [--images=1] [--chunk_size=0]
                                     [--ndf=64] [--variants=vectorized,loop]
+  python -m cyclejax.bench all [--torch]                            # the standard grid
 
-Each subcommand prints one JSON line per variant it measures, with at least `variant`,
-`seconds_per_image`, `forwards_per_second`, `peak_memory_bytes` and `device`.
-Subcommands are registered in SUBCOMMANDS (name -> function returning those dicts);
-`train` and `all` can be added beside `scorecam`.
+Each subcommand prints one JSON line per variant it measures, with the variant, its
+speed, `peak_memory_bytes`, `device` and the versions. Subcommands are registered in
+SUBCOMMANDS (name -> function returning those dicts).
 
 scorecam: Score-CAM ('scorecam' weighting) of the basic PatchGAN (ndf 64, random
 weights: speed does not depend on training) on its last hidden layer (512 maps), as
@@ -328,6 +329,9 @@ def _train_config(path_arg: str, **overrides):
       c[node][rest[0]] = value
     else:
       c[key] = value
+  # A larger --crop_size needs images at least that large (the synthetic batch has no
+  # resize, but the config is validated as a user's would be).
+  c.load_size = max(c.load_size, c.crop_size)
   config_lib.validate(c)
   return c
 
@@ -545,8 +549,6 @@ def train() -> list[dict]:
   )
   if _REMAT.value is not None:
     c.remat = _REMAT.value
-  if c.crop_size > c.load_size:
-    c.load_size = c.crop_size
   return bench_train_config(
     c,
     steps=_STEPS.value,

@@ -39,3 +39,12 @@ def test_bench_train_reports_jax_and_torch():
 def test_bench_usage_error_is_one_line():
   proc = run_cli("bench", "nope", check=False)
   assert proc.returncode == 2 and "subcommands: scorecam, train, all" in proc.stderr
+
+
+def test_bench_crop_override_raises_load_size():
+  from cyclejax import bench  # noqa: PLC0415
+
+  c = bench._train_config("configs/horse2zebra.py", crop_size=512, batch_size=4)
+  assert (c.crop_size, c.load_size, c.batch_size) == (512, 512, 4)
+  c = bench._train_config("configs/horse2zebra.py")
+  assert (c.crop_size, c.load_size) == (256, 286)
