@@ -99,9 +99,18 @@ def test_learning_rate_is_constant_then_decays_linearly_and_never_hits_zero():
   assert float(train.learning_rate(config)(9)) == 1.0
 
 
-def test_multi_device_gives_the_same_losses_as_one_device(tmp_path):
+MULTI_DEVICE_VARIANTS = {
+  "baseline": (3, {}),
+  "xai": (2, {"xai.enabled": True, "xai.apply_to": "all", "xai.mask_input": True}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(MULTI_DEVICE_VARIANTS))
+def test_multi_device_gives_the_same_losses_as_one_device(variant):
   """4 forced CPU devices against 1, for the reference step and the xAI step (gradient
-  masking at G's output, soft input mask, mask discriminators)."""
+  masking at G's output, soft input mask, mask discriminators). One variant per test, so
+  that parallel test workers can run them side by side."""
+  steps, overrides = MULTI_DEVICE_VARIANTS[variant]
   script = textwrap.dedent(f"""
       import sys, json
       sys.path.insert(0, {str(REPO / "tests")!r})
@@ -110,28 +119,25 @@ def test_multi_device_gives_the_same_losses_as_one_device(tmp_path):
       from cyclejax import data, train
       assert jax.device_count() == 4, jax.devices()
       out = {{}}
-      for name, steps, overrides in (
-          ("baseline", 3, {{}}),
-          ("xai", 2, {{"xai.enabled": True, "xai.apply_to": "all", "xai.mask_input": True}}),
-      ):
-        config = tiny_config(batch_size=4, **overrides)
-        gan = train.build_gan(config)
-        domains = data.open_domains(config)
-        local = list(data.train_dataset(domains, config, num_steps=steps))
-        for n in (1, 4):
-          mesh = train.make_mesh(jax.devices()[:n])
-          _, bs = train.shardings(mesh)
-          state = train.init_state_on(gan, config.seed, mesh)
-          step = train.compile_train_step(gan, state, mesh)
-          hist = []
-          for b in local:
-            state, m = step(state, train.global_batch(b, bs))
-            hist.append({{k: float(v) for k, v in m.items()}})
-          assert len(state.params["G_A"]["stem"]["conv"]["kernel"].sharding.device_set) == n \
-            if name == "baseline" else sorted(state.params) == sorted(gan.d_names + ("G_A", "G_B"))
-          head = state.params["G_A"].get("net", state.params["G_A"])["head"]
-          kernel = head["conv"]["kernel"]
-          out[f"{{name}}/{{n}}"] = {{"hist": hist, "kernel": np.asarray(kernel).tolist()}}
+      name, steps = {variant!r}, {steps}
+      config = tiny_config(batch_size=4, **{overrides!r})
+      gan = train.build_gan(config)
+      domains = data.open_domains(config)
+      local = list(data.train_dataset(domains, config, num_steps=steps))
+      for n in (1, 4):
+        mesh = train.make_mesh(jax.devices()[:n])
+        _, bs = train.shardings(mesh)
+        state = train.init_state_on(gan, config.seed, mesh)
+        step = train.compile_train_step(gan, state, mesh)
+        hist = []
+        for b in local:
+          state, m = step(state, train.global_batch(b, bs))
+          hist.append({{k: float(v) for k, v in m.items()}})
+        assert len(state.params["G_A"]["stem"]["conv"]["kernel"].sharding.device_set) == n \
+          if name == "baseline" else sorted(state.params) == sorted(gan.d_names + ("G_A", "G_B"))
+        head = state.params["G_A"].get("net", state.params["G_A"])["head"]
+        kernel = head["conv"]["kernel"]
+        out[f"{{name}}/{{n}}"] = {{"hist": hist, "kernel": np.asarray(kernel).tolist()}}
       print(json.dumps(out))
   """)
   flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
@@ -146,22 +152,22 @@ def test_multi_device_gives_the_same_losses_as_one_device(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-4000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
-  for name in ("baseline", "xai"):
-    one, four = out[f"{name}/1"], out[f"{name}/4"]
-    # Only the order of float reductions differs, so the first steps agree to float32
-    # rounding; Adam's normalised updates then amplify those last bits a little per step.
-    for i, (m1, m4) in enumerate(zip(one["hist"], four["hist"], strict=True)):
-      for key in m1:
-        np.testing.assert_allclose(
-          m4[key],
-          m1[key],
-          rtol=1e-5 if i < 2 else 1e-3,
-          atol=1e-6,
-          err_msg=f"{name}: {key} at step {i + 1}",
-        )
-    diff = np.abs(np.asarray(four["kernel"]) - np.asarray(one["kernel"]))
-    assert diff.max() < 5e-4 and (diff > 1e-5).mean() < 0.01, name
-  assert out["xai/4"]["hist"][1]["G"] < out["xai/4"]["hist"][0]["G"]
+  one, four = out[f"{variant}/1"], out[f"{variant}/4"]
+  # Only the order of float reductions differs, so the first steps agree to float32
+  # rounding; Adam's normalised updates then amplify those last bits a little per step.
+  for i, (m1, m4) in enumerate(zip(one["hist"], four["hist"], strict=True)):
+    for key in m1:
+      np.testing.assert_allclose(
+        m4[key],
+        m1[key],
+        rtol=1e-5 if i < 2 else 1e-3,
+        atol=1e-6,
+        err_msg=f"{variant}: {key} at step {i + 1}",
+      )
+  diff = np.abs(np.asarray(four["kernel"]) - np.asarray(one["kernel"]))
+  assert diff.max() < 5e-4 and (diff > 1e-5).mean() < 0.01, variant
+  if variant == "xai":
+    assert out["xai/4"]["hist"][1]["G"] < out["xai/4"]["hist"][0]["G"]
 
 
 # ---- the loop -------------------------------------------------------------------------
