@@ -87,8 +87,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_gain = 0.02
   c.dtype = "float32"  # compute dtype of convolutions: float32 | bfloat16.
   # Recompute each generator block's insides in the backward pass (jax.checkpoint)
-  # instead of storing them: ~1/3 more compute, far less activation memory, so 512 and
-  # 1024 crops fit. Same parameters, same numbers.
+  # instead of storing them: 13-27% more FLOPs, meant to store fewer activations for 512
+  # and 1024 crops. Measured on XLA:CPU it saved no memory; untested on GPUs (BENCHMARKS.md).
+  # Same parameters, same numbers.
   c.remat = False
 
   # --- losses -------------------------------------------------------------------------
