@@ -125,7 +125,8 @@ class ConvTranspose(nn.Module):
   op is computed as "interleave stride-1 zeros into the input, pad, then a stride-1
   correlation with the spatially flipped kernel". This is the same function as
   `lax.conv_transpose(..., padding=((k-1-p, k-1-p+op),) * 2, transpose_kernel=True)`
-  but its weight gradient avoids XLA:CPU's slow lhs-dilated path (PERF_NOTES.md).
+  but its weight gradient avoids XLA:CPU's slow lhs-dilated path (measured 7.5x faster
+  on the project's CPU).
   """
 
   features: int
