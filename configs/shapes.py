@@ -2,10 +2,11 @@
 
   python -m cyclejax.main --config=configs/shapes.py --workdir=runs/shapes
 
-About 4-5 minutes on a 2-core CPU. The losses fall and the cycle reconstructions become
-close to exact, but coloring by shape (circles red, triangles green in the B -> A samples,
-runs/shapes/samples/) is not reliable at this length: in two of three seeds measured, the
-generator colored every shape the same (see README, "What to expect from the toy run").
+About 4-5 minutes on a 2-core CPU; by the end the B -> A samples (runs/shapes/samples/)
+color circles red and triangles green, mostly: color accuracy 0.93, 0.87 and 0.76 for seeds
+0, 1 and 2. That needs `cycle_noise` (not in the reference; see README, "What to expect
+from the toy run"): with the reference loss (--config.cycle_noise=0) the generator colors
+every shape the same in two of three seeds.
 `configs/shapes.py:tiny` is the smoke-test size used by the tests.
 """
 
@@ -26,6 +27,10 @@ def get_config(arg: str | None = None):
   c.batch_size = 4
   c.num_steps = 2000
   c.pool_size = 50
+  if arg != "tiny":  # the smoke-test size keeps the reference loss, which the tests check
+    # Noise on each translation before the cycle takes it back, so that G_A cannot hide
+    # the color in its gray output for G_B to read (README: "What to expect ...").
+    c.cycle_noise = 0.4
   c.log_every = 50
   c.sample_every = 250
   c.checkpoint_every = 500

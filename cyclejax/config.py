@@ -98,6 +98,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.lambda_B = 10.0  # cycle loss B -> A -> B.
   c.lambda_identity = 0.5  # identity loss weight, relative to lambda_A / lambda_B.
   c.pool_size = 50  # past fakes per discriminator; 0 disables the pool.
+  # Not in the reference (0 = off): std of Gaussian noise added to each translation before
+  # the cycle translates it back, against hiding the input in faint patterns (Chu et al.,
+  # "CycleGAN, a master of steganography", 2017).
+  c.cycle_noise = 0.0
 
   # --- explanation-guided training (xAI-CycleGAN, Sloboda et al. 2023) ------------------
   # Off by default: the reference CycleGAN, bit for bit. See cyclejax/xai.py.
@@ -269,6 +273,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     "lambda_A",
     "lambda_B",
     "lambda_identity",
+    "cycle_noise",
     "pool_size",
     "log_every",
     "sample_every",

@@ -46,6 +46,7 @@ class LossWeights:
   lambda_B: float = 10.0
   lambda_identity: float = 0.5
   gan_mode: str = "lsgan"
+  cycle_noise: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +233,13 @@ def build_gan(config: ml_collections.ConfigDict) -> CycleGAN:
     D=D,
     tx_G=make_optimizer(config),
     tx_D=make_optimizer(config),
-    weights=LossWeights(config.lambda_A, config.lambda_B, config.lambda_identity, config.gan_mode),
+    weights=LossWeights(
+      config.lambda_A,
+      config.lambda_B,
+      config.lambda_identity,
+      config.gan_mode,
+      config.cycle_noise,
+    ),
     crop_size=config.crop_size,
     pool_size=config.pool_size,
     lr_schedule=tuple(float(v) for v in schedule_params(config)),
@@ -357,6 +364,12 @@ def train_step(
       adv_A, info["lambda_a_B"] = _guided(gan, state.params["D_B"], fake_A, real_A)
       if x.apply_to == "all":
         cyc_B, cyc_A = adv_B, adv_A
+    if w.cycle_noise > 0:
+      # Not in the reference: noise on the translation before it is translated back,
+      # so a generator cannot pass the cycle by hiding its input in faint patterns.
+      noise_key = jax.random.fold_in(step_key, 11)
+      eps = jax.random.normal(noise_key, (2, *cyc_B.shape), cyc_B.dtype)
+      cyc_B, cyc_A = cyc_B + w.cycle_noise * eps[0], cyc_A + w.cycle_noise * eps[1]
     rec_A, rec_B = gen("G_B", cyc_B, mask_A), gen("G_A", cyc_A, mask_B)
     terms = losses.generator_losses(
       pred_fake_B=D.apply({"params": state.params["D_A"]}, adv_B),

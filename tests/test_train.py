@@ -87,6 +87,31 @@ def test_metrics_are_the_reference_losses(setup):
     np.testing.assert_allclose(history[0][key], value, rtol=2e-5, err_msg=key)
 
 
+def test_cycle_noise_perturbs_only_the_translation_translated_back(setup):
+  """config.cycle_noise (not in the reference): G_B(G_A(a) + s * eps); other terms unchanged."""
+  _, _, mesh, batches, _ = setup
+  config = tiny_config(batch_size=2, cycle_noise=0.5)
+  gan = train.build_gan(config)
+  state = train.init_state_on(gan, config.seed, mesh)
+  step = train.compile_train_step(gan, state, mesh)
+  _, metrics = step(train.init_state_on(gan, config.seed, mesh), batches[0])
+  _, plain = run_steps(setup, 1, batch_index=0)
+  real_A, real_B = train.to_float(batches[0]["A"]), train.to_float(batches[0]["B"])
+  G = lambda name, x: gan.G.apply({"params": state.params[name]}, x)
+  fake_B, fake_A = G("G_A", real_A), G("G_B", real_B)
+  key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), 11)
+  eps = jax.random.normal(key, (2, *fake_B.shape))
+  expected = {
+    "cycle_A": 10.0 * losses.l1(prediction=G("G_B", fake_B + 0.5 * eps[0]), target=real_A),
+    "cycle_B": 10.0 * losses.l1(prediction=G("G_A", fake_A + 0.5 * eps[1]), target=real_B),
+  }
+  for key in ("cycle_A", "cycle_B"):
+    np.testing.assert_allclose(metrics[key], expected[key], rtol=2e-5, err_msg=key)
+    assert abs(float(metrics[key]) - float(plain[0][key])) > 1e-3, key
+  for key in ("G_A", "G_B", "idt_A", "idt_B", "D_A", "D_B"):
+    np.testing.assert_allclose(metrics[key], plain[0][key], rtol=1e-6, err_msg=key)
+
+
 def test_learning_rate_is_constant_then_decays_linearly_and_never_hits_zero():
   config = tiny_config(num_steps=10, lr=1.0)
   schedule = train.learning_rate(config)
