@@ -62,14 +62,21 @@ class _OwnInfoOnly(py_logging.Filter):
     return os.path.abspath(record.pathname).startswith(self._own)
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-  """Runs an absl main; user mistakes end with a message, not a traceback."""
+def run(main: Callable[[list[str]], None], positional: bool = False) -> None:
+  """Runs an absl main; user mistakes end with a message, not a traceback.
+
+  Args:
+    main: called with absl's remaining argv (the program name first).
+    positional: whether main takes positional arguments; if not, any is an error here.
+  """
   absl_logging.get_absl_handler().addFilter(_OwnInfoOnly())
 
   def wrapped(argv):
     global _started
     _started = True
     try:
+      if not positional and len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
       return main(argv)
     except UserError as e:
       fail(str(e))

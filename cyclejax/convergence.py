@@ -159,8 +159,6 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   config = cli.loaded_config(_CONFIG)
   if config.dataset != "shapes":
     raise UserError("the convergence study needs config.dataset='shapes' (exact metrics)")

@@ -110,8 +110,6 @@ def bench(server: explore_server.ExploreServer, updates: int) -> dict[str, float
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   if _MAX_UPLOAD.value <= 0:
     raise UserError(f"--max_upload_mb={_MAX_UPLOAD.value} must be > 0")
   session = explore_session.Session(

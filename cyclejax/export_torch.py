@@ -13,7 +13,6 @@ PyTorch (`pip install 'cyclejax[torch]'`).
 from absl import flags
 
 from cyclejax import checkpoints, cli, interop
-from cyclejax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
 _NET = flags.DEFINE_enum("net", "G_A", list(checkpoints.NETWORKS), "Network to export.")
@@ -23,8 +22,6 @@ flags.mark_flags_as_required(["workdir", "out"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   interop.require_torch()
   reader = checkpoints.Reader(_WORKDIR.value)
   step = reader.resolve_step(_STEP.value)

@@ -41,8 +41,6 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   files = {name: flag.value for name, flag in _FILES.items() if flag.value}
   if not files:
     raise UserError(

@@ -14,7 +14,6 @@ import numpy as np
 from absl import flags
 
 from cyclejax import checkpoints, cli
-from cyclejax.errors import UserError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir to describe.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -69,8 +68,6 @@ def _is_leaf(x) -> bool:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   print(describe(_WORKDIR.value, _STEP.value, _TREE.value))
 
 

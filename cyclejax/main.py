@@ -33,8 +33,6 @@ _LOCAL_DEVICE_IDS = flags.DEFINE_string(
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise cli.UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   several = multihost.initialize(
     mode=_DISTRIBUTED.value,
     coordinator_address=_COORDINATOR.value,

@@ -83,8 +83,6 @@ def spec_from_flags() -> shapes.ShapesSpec:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   spec = spec_from_flags()
   if _PROBE_NUM.value < 0:
     raise UserError(f"--probe_num={_PROBE_NUM.value} must be >= 0")

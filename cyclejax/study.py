@@ -32,8 +32,6 @@ flags.mark_flags_as_required(["workdirs"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   if _BATCH.value < 1 or _NUM.value < 0 or _CURVE_IMAGES.value < 1:
     raise UserError("--batch_size and --curve_images must be >= 1, --num_images >= 0")
   workdirs = [w for w in _WORKDIRS.value if w]

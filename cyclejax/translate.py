@@ -41,8 +41,6 @@ def input_files(path: pathlib.Path) -> list[pathlib.Path]:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   if _BATCH.value < 1 or _SIZE.value < 0:
     raise UserError("--batch_size must be >= 1 and --size >= 0")
   net = "G_A" if _DIRECTION.value == "AtoB" else "G_B"

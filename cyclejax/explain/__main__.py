@@ -178,8 +178,6 @@ def metrics_markdown(summary: dict, header: dict) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   net = _NET.value
   # Flag mistakes first: they need no checkpoint.
   if _SIZE.value is not None and _SIZE.value < 0:
