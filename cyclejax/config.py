@@ -14,14 +14,12 @@ from ml_collections import config_dict
 
 from cyclejax import models
 from cyclejax.errors import UserError
-from cyclejax.explain import cams as explain_methods
-from cyclejax.losses import GAN_MODES
+from cyclejax.names import EXPLAIN_METHODS, GAN_MODES, XAI_EXPLANATIONS
 
 DATASETS = ("shapes", "folder", "tfds")
 PREPROCESS = ("resize_and_crop", "crop")
 DTYPES = ("float32", "bfloat16")
 LR_POLICIES = ("linear", "constant")
-XAI_EXPLANATIONS = ("saliency", "gradcam", "scorecam")
 
 # Keys that may differ between a checkpoint's config and the config resuming it: they
 # change how a run is watched, not what it computes (num_steps also moves the LR decay).
@@ -195,6 +193,54 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def override(c: ml_collections.ConfigDict, values: dict[str, object]) -> ml_collections.ConfigDict:
+  """Sets dotted keys ('shapes.size': 32) on c in place (unlocked for the call); returns c.
+
+  Raises:
+    UserError: naming a key the config does not have.
+  """
+  with c.unlocked():
+    for key, value in values.items():
+      node, *path = c, *key.split(".")
+      *parents, last = path
+      try:
+        for part in parents:
+          node = node[part]
+        if last not in node:
+          raise KeyError(last)
+      except (KeyError, AttributeError, TypeError):
+        raise UserError(f"unknown config key {key!r}") from None
+      try:
+        node[last] = value
+      except (TypeError, ValueError) as e:
+        raise UserError(f"config.{key}={value!r}: {e}") from None
+  return c
+
+
+# Named comparison variants of a config (convergence studies, benchmarks).
+VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16")
+
+
+def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """A copy of c for one side of a comparison, the rest of the config unchanged.
+
+  baseline   explanation-guided training off (the reference CycleGAN)
+  xai        xAI-CycleGAN on, with the config's xai settings
+  xai_mask   xAI-CycleGAN on, plus the soft input mask
+  bfloat16   the baseline with bfloat16 convolutions
+  """
+  if name not in VARIANTS:
+    raise UserError(f"unknown variant {name!r}; expected one of {list(VARIANTS)}")
+  c = c.copy_and_resolve_references()
+  with c.unlocked():
+    c.xai.enabled = name in ("xai", "xai_mask")
+    if name == "xai_mask":
+      c.xai.mask_input = True
+    if name == "bfloat16":
+      c.dtype = "bfloat16"
+  return c
+
+
 def _flat_keys(c: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
   out = {}
   for k, v in c.items():
@@ -286,11 +332,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.explain_every < 0:
     raise UserError(f"config.explain_every={c.explain_every} must be >= 0 (0 = off)")
   methods = [m.strip() for m in c.explain_methods.split(",") if m.strip()]
-  bad = [m for m in methods if m not in explain_methods.METHODS]
+  bad = [m for m in methods if m not in EXPLAIN_METHODS]
   if bad or (c.explain_every and not methods):
     raise UserError(
       f"config.explain_methods={c.explain_methods!r}: expected a comma-separated list of "
-      f"{', '.join(explain_methods.METHODS)}"
+      f"{', '.join(EXPLAIN_METHODS)}"
     )
   if c.max_to_keep < 1:
     raise UserError(f"config.max_to_keep={c.max_to_keep} must be >= 1")
@@ -313,7 +359,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
       raise UserError("config.netG='unet' needs config.num_downs >= 1")
   elif c.num_downs is not None:
     raise UserError(f"config.num_downs is only used with netG='unet' (netG is {c.netG!r})")
-  multiple = models.generator_multiple(_generator(c))
+  multiple = models.input_multiple(c.netG, c.num_downs)
   if c.crop_size % multiple:
     raise UserError(
       f"config.crop_size={c.crop_size} must be a multiple of {multiple} for netG={c.netG!r}"
@@ -332,12 +378,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
     )
 
 
-def _generator(c):
-  return models.build_generator(c.netG, ngf=c.ngf, num_downs=c.num_downs)
-
-
 def check_resumable(saved: dict[str, object], current: ml_collections.ConfigDict) -> list[str]:
   """Compares a checkpoint's flattened config with the current one.
+
+  A checkpoint written before a key existed had that key's default (`base_config`), so
+  an absent key compares as its default; a saved key the current schema no longer has
+  is ignored (nothing reads it).
 
   Returns:
     The keys in RESUMABLE_CHANGES that changed (for a log line).
@@ -345,9 +391,10 @@ def check_resumable(saved: dict[str, object], current: ml_collections.ConfigDict
     UserError: naming the first other key that differs, with both values.
   """
   now = flatten(current)
+  defaults = flatten(base_config())
   changed = []
-  for key in sorted(set(saved) | set(now)):
-    old, new = saved.get(key, "<absent>"), now.get(key, "<absent>")
+  for key in sorted(now):
+    old, new = saved.get(key, defaults.get(key, "<absent>")), now[key]
     if old == new or (
       isinstance(old, float | int) and isinstance(new, float | int) and float(old) == float(new)
     ):

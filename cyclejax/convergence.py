@@ -20,16 +20,18 @@ reconstruction errors, next to the training losses. Writes under --workdir:
 import json
 import pathlib
 
-import matplotlib
+import numpy as np
+from absl import flags, logging
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import flags, logging  # noqa: E402
-
-from cyclejax import checkpoints, cli, data, evaluation, train  # noqa: E402
-from cyclejax.errors import UserError  # noqa: E402
-from cyclejax.writer import read_jsonl  # noqa: E402
+from cyclejax import cli, data, train
+from cyclejax import config as config_lib
+from cyclejax.analysis import inference
+from cyclejax.data import images as image_lib
+from cyclejax.errors import UserError
+from cyclejax.metrics import toy
+from cyclejax.run import checkpoints
+from cyclejax.run.workdir import Workdir
+from cyclejax.run.writer import read_jsonl
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where runs and results go.")
@@ -49,30 +51,30 @@ LOSSES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
 
 
 def variant_config(config, variant: str, seed: int, num_steps: int, eval_every: int):
-  c = config.copy_and_resolve_references()
-  c.unlock()
-  c.xai.enabled = variant == "xai"
-  if variant == "bfloat16":
-    c.dtype = "bfloat16"  # the baseline keeps the config's dtype (float32 by default)
-  c.seed = seed
-  c.num_steps = num_steps
-  c.checkpoint_every = eval_every
-  c.max_to_keep = num_steps // eval_every + 2
-  c.log_every = min(c.log_every, eval_every)
-  c.sample_every = num_steps
-  c.lock()
-  return c
+  """One run of the study: the named variant (config.variant) at a seed, checkpointed
+  at every evaluation."""
+  return config_lib.override(
+    config_lib.variant(config, variant),
+    {
+      "seed": seed,
+      "num_steps": num_steps,
+      "checkpoint_every": eval_every,
+      "max_to_keep": num_steps // eval_every + 2,
+      "log_every": min(config.log_every, eval_every),
+      "sample_every": num_steps,
+    },
+  )
 
 
 def evaluate_run(config, workdir: pathlib.Path) -> list[dict]:
   """Metrics at every checkpoint of a run, with the training losses logged at that step."""
   reader = checkpoints.Reader(workdir)
-  G, _ = train.build_networks(config, dtype="float32", remat=False)
+  G, _ = inference.networks(config)
   spec = data.shapes_spec(config)
-  losses = {r["step"]: r for r in read_jsonl(workdir / "metrics.jsonl")}
+  losses = {r["step"]: r for r in read_jsonl(Workdir(workdir).metrics)}
   rows = []
   for step in reader.steps():
-    values = evaluation.toy_metrics(G, reader.params("G_A", step), reader.params("G_B", step), spec)
+    values = toy.toy_metrics(G, reader.params("G_A", step), reader.params("G_B", step), spec)
     logged = losses.get(step, {})
     values.update({k: logged[k] for k in LOSSES if isinstance(logged.get(k), float)})
     rows.append({"step": step, **values})
@@ -140,6 +142,7 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
 
 def plot(results: dict, path: pathlib.Path) -> None:
   names = METRICS + ("G_A", "G_B", "D_A", "D_B")
+  plt = image_lib.pyplot()
   fig, axes = plt.subplots(2, 4, figsize=(18, 7))
   for ax, name in zip(axes.ravel(), names, strict=True):
     for variant in results:
@@ -154,8 +157,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
     ax.grid(alpha=0.3)
   axes[0, 0].legend()
   fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  image_lib.save_figure(fig, path, dpi=80)
 
 
 def main(argv):
@@ -177,10 +179,10 @@ def main(argv):
       train.train_and_evaluate(c, str(workdir))
       results[variant][seed] = evaluate_run(c, workdir)
       logging.info("%s seed %d final: %s", variant, seed, results[variant][seed][-1])
-  (root / "convergence.json").write_text(json.dumps(results, indent=1))
+  image_lib.atomic_write(root / "convergence.json", json.dumps(results, indent=1))
   plot(results, root / "convergence.png")
   table = report(results, _METRIC.value, _THRESHOLD.value, num_steps)
-  (root / "convergence.md").write_text(table)
+  image_lib.atomic_write(root / "convergence.md", table)
   print(table)
 
 

@@ -16,8 +16,9 @@ import pathlib
 
 from absl import flags
 
-from cyclejax import checkpoints, cli, interop
+from cyclejax import cli, interop
 from cyclejax.errors import UserError
+from cyclejax.names import ROLES
 
 _WORKDIR = flags.DEFINE_string(
   "workdir", None, "New workdir to create (must not exist or be empty)."
@@ -35,7 +36,7 @@ _N_LAYERS_D = flags.DEFINE_integer("n_layers_D", 3, "netD=n_layers only: its lay
 _NORM = flags.DEFINE_enum("norm", "instance", ["instance", "none"], "Normalization of all nets.")
 _FILES = {
   name: flags.DEFINE_string(name, None, f".pth state_dict of {name} ({role}).")
-  for name, role in checkpoints.ROLES.items()
+  for name, role in ROLES.items()
 }
 flags.mark_flags_as_required(["workdir"])
 
@@ -63,7 +64,7 @@ def main(argv):
   for name, path in files.items():
     arch = interop.arch_from_config(config, name)
     networks[name] = interop.load_torch_state_dict(path, arch)
-    lines.append(f"  {name} ({checkpoints.ROLES[name]}): {arch.describe()} from {path}")
+    lines.append(f"  {name} ({ROLES[name]}): {arch.describe()} from {path}")
   workdir = interop.create_workdir(workdir, networks, config, sources=files)
   print(f"imported into {workdir} (checkpoint step 0):")
   print("\n".join(lines))

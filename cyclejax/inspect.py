@@ -6,65 +6,15 @@ Prints the saved steps, the run's config, the parameter count of each network an
 parameter tree with shapes (read from checkpoint metadata), and the last metrics.
 """
 
-import json
-import math
-
-import jax
-import numpy as np
 from absl import flags
 
-from cyclejax import checkpoints, cli
+from cyclejax import cli
+from cyclejax.analysis.describe import describe
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir to describe.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _TREE = flags.DEFINE_boolean("tree", True, "Print every parameter with its shape.")
 flags.mark_flags_as_required(["workdir"])
-
-
-def describe(workdir: str, step: int | None = None, tree: bool = True) -> str:
-  """The report `inspect` prints, as a string."""
-  reader = checkpoints.Reader(workdir)
-  step = reader.resolve_step(step)
-  lines = [f"workdir: {workdir}", f"saved steps: {reader.steps()} (showing {step})"]
-  items = reader.items(step)
-  lines.append(f"items at step {step}: {', '.join(items)}")
-  lines.append("")
-  lines.append("config:")
-  for key, value in sorted(reader.flat_config(step).items()):
-    lines.append(f"  {key} = {value!r}")
-  lines.append("")
-  lines.append("networks:")
-  trees = {}
-  present_masks = tuple(n for n in checkpoints.MASK_NETWORKS if n in items)
-  for name in checkpoints.NETWORKS + present_masks:
-    if name not in items:
-      lines.append(f"  {name}: absent ({checkpoints.ROLES[name]})")
-      continue
-    shapes = reader.tree_metadata(step, name)
-    trees[name] = shapes
-    leaves = jax.tree.leaves(shapes, is_leaf=_is_leaf)
-    count = sum(math.prod(shape) for shape, _ in leaves)
-    lines.append(f"  {name}: {count:,} parameters ({checkpoints.ROLES[name]})")
-  if tree:
-    for name, shapes in trees.items():
-      lines.append("")
-      lines.append(f"{name} parameters:")
-      for path, (shape, dtype) in jax.tree_util.tree_flatten_with_path(shapes, is_leaf=_is_leaf)[0]:
-        key = "/".join(str(getattr(p, "key", p)) for p in path)
-        lines.append(f"  {key:<40s} {str(list(shape)):<20s} {dtype}")
-  metrics = reader.metrics(step)
-  lines.append("")
-  if metrics:
-    lines.append(
-      f"metrics at step {step}: " + json.dumps({k: round(v, 5) for k, v in metrics.items()})
-    )
-  else:
-    lines.append(f"no metrics at step {step}")
-  return "\n".join(lines)
-
-
-def _is_leaf(x) -> bool:
-  return isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], np.dtype)
 
 
 def main(argv):

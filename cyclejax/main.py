@@ -4,13 +4,14 @@ Rerunning the same command resumes from the latest checkpoint in DIR. Several
 processes (hosts) train one run together through jax.distributed: started by srun or
 mpirun they find each other themselves; otherwise give each one --coordinator_address,
 --num_processes and --process_id (launch/local.py does that for N processes on this
-machine). See cyclejax/multihost.py.
+machine). See cyclejax/run/multihost.py.
 """
 
 import jax
 from absl import flags, logging
 
-from cyclejax import cli, multihost, train
+from cyclejax import cli, train
+from cyclejax.run import multihost
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")

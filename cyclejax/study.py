@@ -3,21 +3,22 @@
   python -m cyclejax.study --workdirs=runs/unet128,runs/shallow,runs/mini \
       [--step=N] [--split=test] [--num_images=0] [--curves] [--curve_images=32]
 
-Prints one line per workdir with the study's loss table (D_A D_B G_A G_B Cycle_A
-Cycle_B Idt_A Idt_B total; defined in `cyclejax.split_losses`) for its latest (or
+Prints one line per workdir with the study's loss table (D_A D_B G_A G_B cycle_A
+cycle_B idt_A idt_B G; defined in `cyclejax.analysis.loss_table`) for its latest (or
 --step) checkpoint, and with --curves (default) writes
 <workdir>/train_vs_validation.png: every loss at each saved checkpoint on the first
 --curve_images train and test images (plus the trainer's logged losses), so a widening
 gap between the two shows over-fitting.
 """
 
-import pathlib
-
 from absl import flags
 
-from cyclejax import checkpoints, cli, split_losses
+from cyclejax import cli
+from cyclejax.analysis import loss_table
 from cyclejax.errors import UserError
-from cyclejax.writer import read_jsonl
+from cyclejax.run import checkpoints
+from cyclejax.run.workdir import Workdir
+from cyclejax.run.writer import read_jsonl
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Comma-separated training workdirs.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step of every workdir (default: latest).")
@@ -41,19 +42,19 @@ def main(argv):
     checkpoints.Reader(w).resolve_step(_STEP.value)
   rows = []
   for w in workdirs:
-    step, row = split_losses.checkpoint_losses(
+    step, row = loss_table.checkpoint_losses(
       w, _STEP.value, split=_SPLIT.value, num_images=_NUM.value, batch_size=_BATCH.value
     )
     rows.append((w, step, row))
   print(f"losses on the {_SPLIT.value} split")
-  print(split_losses.format_table(rows))
+  print(loss_table.format_table(rows))
   if _CURVES.value:
     for w in workdirs:
-      hist = split_losses.history(w, num_images=_CURVE_IMAGES.value, batch_size=_BATCH.value)
-      metrics = pathlib.Path(w) / "metrics.jsonl"
-      logged = read_jsonl(metrics) if metrics.exists() else None
-      path = pathlib.Path(w) / "train_vs_validation.png"
-      split_losses.plot_train_vs_validation(hist, path, logged, title=str(w))
+      hist = loss_table.history(w, num_images=_CURVE_IMAGES.value, batch_size=_BATCH.value)
+      run = Workdir(w)
+      logged = read_jsonl(run.metrics) if run.metrics.exists() else None
+      path = run.train_vs_validation
+      loss_table.plot_train_vs_validation(hist, path, logged, title=str(w))
       print(f"wrote {path}")
 
 

@@ -15,12 +15,15 @@ import pathlib
 
 from absl import flags, logging
 
-from cyclejax import cli, data, inference, plots
+from cyclejax import cli
+from cyclejax.analysis import inference
 from cyclejax.data import folder
+from cyclejax.data import images as image_lib
 from cyclejax.errors import UserError
+from cyclejax.names import DIRECTIONS
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
-_DIRECTION = flags.DEFINE_enum("direction", "AtoB", ["AtoB", "BtoA"], "AtoB: G_A; BtoA: G_B.")
+_DIRECTION = flags.DEFINE_enum("direction", "AtoB", list(DIRECTIONS), "AtoB: G_A; BtoA: G_B.")
 _INPUT = flags.DEFINE_string("input", None, "An image file or a folder of images.")
 _OUTPUT = flags.DEFINE_string("output", None, "Folder for the translated PNGs.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -29,23 +32,12 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per generator call.")
 flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
-def input_files(path: pathlib.Path) -> list[pathlib.Path]:
-  if path.is_dir():
-    files = folder.list_images(path)
-    if not files:
-      raise UserError(f"{path} holds no image files ({', '.join(folder.IMAGE_EXTENSIONS)})")
-    return files
-  if path.is_file():
-    return [path]
-  raise UserError(f"--input={path} does not exist")
-
-
 def main(argv):
   if _BATCH.value < 1 or _SIZE.value < 0:
     raise UserError("--batch_size must be >= 1 and --size >= 0")
-  net = "G_A" if _DIRECTION.value == "AtoB" else "G_B"
+  net = DIRECTIONS[_DIRECTION.value]
   G, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
-  files = input_files(pathlib.Path(_INPUT.value).expanduser())
+  files = image_lib.input_files(_INPUT.value, "input")
   good, bad = folder.check_images(files)
   for path, reason in bad:
     logging.warning("skipping %s: not a readable image (%s)", path, reason)
@@ -54,12 +46,12 @@ def main(argv):
   paths = [p for p, _ in good]
   images = [folder.load_image(p) for p in paths]
   if _SIZE.value:
-    images = [data.resize(im, _SIZE.value) for im in images]
+    images = [image_lib.resize(im, _SIZE.value) for im in images]
   out_dir = pathlib.Path(_OUTPUT.value).expanduser()
   out_dir.mkdir(parents=True, exist_ok=True)
-  names = inference.output_names(paths)
+  names = image_lib.output_names(paths)
   for name, result in zip(names, inference.translate(G, params, images, _BATCH.value), strict=True):
-    plots.save_png(result, out_dir / name)
+    image_lib.save_png(result, out_dir / name)
   logging.info(
     "translated %d images %s with %s of %s (step %d) into %s",
     len(paths),

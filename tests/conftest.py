@@ -27,8 +27,6 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# The PyTorch reference networks live with the benchmarks, which time them too.
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def tiny_config(**overrides):
@@ -36,13 +34,7 @@ def tiny_config(**overrides):
   from cyclejax import config as config_lib  # noqa: PLC0415
 
   config = config_lib.load_config_file(REPO / "configs" / "shapes.py", "tiny")
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split(".")
-    for part in path:
-      node = node[part]
-    node[last] = value
-  return config
+  return config_lib.override(config, overrides)
 
 
 def run_cli(module: str, *args: str, check: bool = True, timeout: float = 300, env=None):

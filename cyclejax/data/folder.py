@@ -9,26 +9,14 @@ reference's .convert('RGB')), CMYK, and 16-bit or 32-bit gray (scaled to 8 bits)
 
 import concurrent.futures
 import json
-import os
 import pathlib
 
 import numpy as np
 from absl import logging
 from PIL import Image
 
+from cyclejax.data.images import IMAGE_EXTENSIONS, atomic_write, list_images
 from cyclejax.errors import UserError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
-def list_images(directory: pathlib.Path) -> list[pathlib.Path]:
-  """Image files below `directory`, sorted, by extension (case-insensitive)."""
-  out = []
-  for root, _, files in sorted(os.walk(directory)):
-    for name in sorted(files):
-      if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-        out.append(pathlib.Path(root) / name)
-  return out
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:
@@ -85,10 +73,7 @@ def check_images(
     for path, size, reason in ex.map(_check_one, todo):
       cache[path] = {"key": keys[path], "size": size, "error": reason}
   if cache_file is not None and todo:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({p: cache[p] for p in keys}))
-    tmp.replace(cache_file)
+    atomic_write(cache_file, json.dumps({p: cache[p] for p in keys}))
   good, bad = [], []
   for p in paths:
     entry = cache[str(p)]

@@ -21,9 +21,9 @@ import grain
 import ml_collections
 import numpy as np
 from absl import logging
-from PIL import Image
 
 from cyclejax.data import folder, shapes, tfds_source
+from cyclejax.data.images import resize
 from cyclejax.errors import UserError
 
 
@@ -72,8 +72,15 @@ def num_threads(config: ml_collections.ConfigDict) -> int:
   return max(1, min(cpus or 1, 16))
 
 
-def open_domains(config: ml_collections.ConfigDict, workdir: str | None = None) -> Domains:
-  """Opens the configured sources (raising UserError with what to fix)."""
+def open_domains(
+  config: ml_collections.ConfigDict, cache_file: pathlib.Path | None = None
+) -> Domains:
+  """Opens the configured sources (raising UserError with what to fix).
+
+  Args:
+    config: the run's config.
+    cache_file: where folder image checks are cached (a run's data_check file), or None.
+  """
   if config.dataset == "shapes":
     spec = shapes_spec(config)
     return Domains(
@@ -97,14 +104,13 @@ def open_domains(config: ml_collections.ConfigDict, workdir: str | None = None) 
     data_root = tfds_source.download_archive(
       config.tfds_name, root / "cycle_gan_folders", config.archive_url
     )
-    return _open_folders(config, data_root, workdir)
-  return _open_folders(config, pathlib.Path(config.data_dir).expanduser(), workdir)
+    return _open_folders(config, data_root, cache_file)
+  return _open_folders(config, pathlib.Path(config.data_dir).expanduser(), cache_file)
 
 
-def _open_folders(config, root: pathlib.Path, workdir: str | None) -> Domains:
+def _open_folders(config, root: pathlib.Path, cache: pathlib.Path | None) -> Domains:
   if not root.is_dir():
     raise UserError(f"config.data_dir={str(root)!r} is not a folder")
-  cache = pathlib.Path(workdir) / "data_check.json" if workdir else None
   min_size = config.crop_size if config.preprocess == "crop" else 0
   opened = {}
   for split in tfds_source.SPLITS:
@@ -157,13 +163,6 @@ def augment(
   if flip and rng.random() < 0.5:
     image = image[:, ::-1]
   return np.ascontiguousarray(image)
-
-
-def resize(image: np.ndarray, size: int) -> np.ndarray:
-  """Bicubic resize to size x size (PIL, as torchvision's Resize on PIL images)."""
-  if image.shape[0] == size and image.shape[1] == size:
-    return image
-  return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
 
 
 @functools.lru_cache(maxsize=2)

@@ -28,10 +28,13 @@ import numpy as np
 from absl import flags, logging
 from PIL import Image
 
-from cyclejax import checkpoints, cli, data, inference, plots
+from cyclejax import cli, data
+from cyclejax.analysis import inference
 from cyclejax.data import folder, shapes
+from cyclejax.data import images as image_lib
 from cyclejax.errors import UserError
 from cyclejax.explain import cams, metrics, render
+from cyclejax.run import checkpoints
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
 _NET = flags.DEFINE_enum("net", "D_A", ["D_A", "D_B"], "The discriminator to explain.")
@@ -73,19 +76,6 @@ class Progress:
     sys.stderr.flush()
 
 
-def _input_files(path: pathlib.Path) -> list[pathlib.Path]:
-  if path.is_dir():
-    files = folder.list_images(path)
-    if not files:
-      raise UserError(
-        f"--images={path} holds no image files ({', '.join(folder.IMAGE_EXTENSIONS)})"
-      )
-    return files
-  if path.is_file():
-    return [path]
-  raise UserError(f"--images={path} does not exist")
-
-
 def _load_inputs(spec: str, config, net: str, size: int):
   """-> (stems, uint8 images, masks or None) for --images."""
   if spec == "shapes" or spec.startswith("shapes:"):
@@ -104,20 +94,20 @@ def _load_inputs(spec: str, config, net: str, size: int):
     images = [source[i] for i in range(n)]
     masks = [source.ground_truth(i).mask > 0 for i in range(n)]
     if size:
-      images = [data.resize(im, size) for im in images]
+      images = [image_lib.resize(im, size) for im in images]
       masks = [_resize_mask(m, size) for m in masks]
     return stems, images, masks
-  files = _input_files(pathlib.Path(spec).expanduser())
+  files = image_lib.input_files(spec, "images")
   good, bad = folder.check_images(files)
   for path, reason in bad:
     logging.warning("skipping %s: not a readable image (%s)", path, reason)
   if not good:
     raise UserError(f"none of the {len(files)} files of --images={spec} is a readable image")
   paths = [p for p, _ in good]
-  stems = [name.removesuffix(".png") for name in inference.output_names(paths)]
+  stems = [name.removesuffix(".png") for name in image_lib.output_names(paths)]
   images = [folder.load_image(p) for p in paths]
   if size:
-    images = [data.resize(im, size) for im in images]
+    images = [image_lib.resize(im, size) for im in images]
   return stems, images, None
 
 
@@ -126,19 +116,6 @@ def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return mask
   resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)
   return np.asarray(resized) > 127
-
-
-def _save_npy(array: np.ndarray, path: pathlib.Path) -> None:
-  tmp = path.with_name(f".{path.name}.tmp")
-  with open(tmp, "wb") as f:
-    np.save(f, array)
-  tmp.replace(path)
-
-
-def _write_text(text: str, path: pathlib.Path) -> None:
-  tmp = path.with_name(f".{path.name}.tmp")
-  tmp.write_text(text)
-  tmp.replace(path)
 
 
 def _print_layers(D, params, size: int, net: str) -> None:
@@ -208,14 +185,14 @@ def main(argv):
   collected: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in methods}
   progress = Progress(len(images))
   for i, (stem, image) in enumerate(zip(stems, images, strict=True)):
-    x = inference.to_float(image[None])
+    x = image_lib.to_float(image[None])
     maps = jax.device_get(cams.explain(D.apply, params, x, layer, methods=methods))
     mask = None if masks is None else masks[i][None]
     per_image[stem] = {}
     for method in methods:
       cam_map = np.asarray(maps[method][0], np.float32)
-      _save_npy(cam_map, out_dir / f"{stem}.{method}.npy")
-      plots.save_png(render.overlay(image, cam_map), out_dir / f"{stem}.{method}.png")
+      image_lib.save_npy(cam_map, out_dir / f"{stem}.{method}.npy")
+      image_lib.save_png(render.overlay(image, cam_map), out_dir / f"{stem}.{method}.png")
       scores = metrics.faithfulness(
         D.apply, params, x, jnp.asarray(cam_map[None]), gan_mode, steps=DELETION_STEPS, masks=mask
       )
@@ -249,8 +226,8 @@ def main(argv):
     + "; O = the same for the image multiplied by the map",
   }
   report = {**header, "methods": summary, "images": per_image}
-  _write_text(json.dumps(report, indent=2) + "\n", out_dir / "metrics.json")
-  _write_text(metrics_markdown(summary, header), out_dir / "metrics.md")
+  image_lib.atomic_write(out_dir / "metrics.json", json.dumps(report, indent=2) + "\n")
+  image_lib.atomic_write(out_dir / "metrics.md", metrics_markdown(summary, header))
   print(metrics_markdown(summary, header))
   print(f"wrote {len(images)} x {len(methods)} maps, grids and metrics to {out_dir}")
 

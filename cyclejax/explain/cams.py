@@ -47,7 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-METHODS = ("scorecam", "scorecam_softmax", "gradcam", "gradcampp", "saliency")
+from cyclejax import xla
+from cyclejax.models import probe
+from cyclejax.names import EXPLAIN_METHODS as METHODS
+
 WEIGHTINGS = ("scorecam", "scorecam_softmax")
 TARGETS = ("realism", "fakeness")
 EPS = 1e-8  # min-max: a map whose range is at most this is flat (all zeros)
@@ -74,10 +77,6 @@ def as_variables(params) -> Mapping[str, Any]:
   return {"params": params}
 
 
-def _path(module: nn.Module) -> str:
-  return "/".join(module.path)
-
-
 def list_layers(apply_fn, params, image_shape: Sequence[int]) -> list[tuple[str, tuple]]:
   """Every layer of a network, in call order, with its activation shape (no compute).
 
@@ -95,29 +94,19 @@ def list_layers(apply_fn, params, image_shape: Sequence[int]) -> list[tuple[str,
   order: list[str] = []  # paths as their calls begin (a parent before its children)
 
   def record(next_fun, args, kwargs, context):
-    name = _path(context.module)
+    name = probe.path(context.module)
     if context.method_name == "__call__" and name and name not in order:
       order.append(name)
     return next_fun(*args, **kwargs)
 
   def run(v, x):
-    want = lambda module, method_name: method_name == "__call__" and bool(_path(module))
+    want = lambda module, method_name: method_name == "__call__" and bool(probe.path(module))
     with nn.intercept_methods(record):
       return apply_fn(v, x, capture_intermediates=want, mutable=["intermediates"])
 
   _, state = jax.eval_shape(run, as_variables(params), jax.ShapeDtypeStruct(shape, jnp.float32))
-  flat = _flatten_intermediates(state["intermediates"])
+  flat = probe.flatten_intermediates(state["intermediates"])
   return [(name, tuple(flat[name].shape[1:])) for name in order if name in flat]
-
-
-def _flatten_intermediates(tree, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for key, value in tree.items():
-    if key == "__call__":
-      out[prefix] = value[0]
-    else:
-      out.update(_flatten_intermediates(value, f"{prefix}/{key}" if prefix else key))
-  return out
 
 
 def default_layer(apply_fn, params, image_shape: Sequence[int]) -> str:
@@ -144,11 +133,11 @@ def check_layer(apply_fn, params, image_shape: Sequence[int], layer: str) -> Non
 
 def activations(apply_fn, params, images: jax.Array, layer: str) -> tuple[jax.Array, jax.Array]:
   """(output, activation) of one forward pass: [B, h', w', 1] and [B, h, w, K] float32."""
-  want = lambda module, method_name: method_name == "__call__" and _path(module) == layer
+  want = lambda module, method_name: method_name == "__call__" and probe.path(module) == layer
   out, state = apply_fn(
     as_variables(params), images, capture_intermediates=want, mutable=["intermediates"]
   )
-  flat = _flatten_intermediates(state["intermediates"])
+  flat = probe.flatten_intermediates(state["intermediates"])
   if layer not in flat:
     raise ValueError(f"layer {layer!r} was not called by the network")
   return out.astype(jnp.float32), flat[layer].astype(jnp.float32)
@@ -239,7 +228,7 @@ def reduce_patches(out: jax.Array, target_fn, weights) -> jax.Array:
   return jnp.sum(jnp.broadcast_to(weights, maps.shape) * maps, axis=(1, 2))
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "target_fn"))
+@functools.partial(xla.jit, static_argnames=("apply_fn", "target_fn"))
 def _target_values(apply_fn, target_fn, variables, images, weights):
   out = apply_fn(variables, images).astype(jnp.float32)
   return reduce_patches(out, target_fn, weights)
@@ -304,7 +293,7 @@ def _layer_gradient(apply_fn, variables, images, layer, target_fn, weights):
   def score(delta):
     def add_delta(next_fun, args, kwargs, context):
       out = next_fun(*args, **kwargs)
-      if context.method_name == "__call__" and _path(context.module) == layer:
+      if context.method_name == "__call__" and probe.path(context.module) == layer:
         out = out + delta.astype(out.dtype)
       return out
 
@@ -353,7 +342,7 @@ def _combine(acts, weights_k, size, relu_first: bool):
 
 
 @functools.partial(
-  jax.jit, static_argnames=("apply_fn", "layer", "methods", "target_fn", "chunk_size")
+  xla.jit, static_argnames=("apply_fn", "layer", "methods", "target_fn", "chunk_size")
 )
 def _explain(apply_fn, layer, methods, target_fn, chunk_size, variables, images, weights, baseline):
   images = images.astype(jnp.float32)

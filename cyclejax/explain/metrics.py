@@ -31,9 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cyclejax import xla
 from cyclejax.explain import cams
+from cyclejax.names import GAN_MODES
 
-GAN_MODES = ("lsgan", "vanilla")
 BLUR_SIZE, BLUR_SIGMA = 11, 5.0
 
 
@@ -111,7 +112,7 @@ def _order_masks(cam_map: jax.Array, steps: int) -> jax.Array:
   return (position[None, :] < counts[:, None]).reshape(steps + 1, h, w)
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "gan_mode", "steps", "target_fn", "fake"))
+@functools.partial(xla.jit, static_argnames=("apply_fn", "gan_mode", "steps", "target_fn", "fake"))
 def _curves(apply_fn, gan_mode, steps, target_fn, fake, variables, images, cam_maps, weights):
   def conf(x):
     out = apply_fn(variables, x).astype(jnp.float32)

@@ -3,20 +3,18 @@ training loop's periodic CAM grid of both discriminators."""
 
 import pathlib
 
-import matplotlib
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cyclejax import plots  # noqa: E402
-from cyclejax.explain import cams  # noqa: E402
+from cyclejax.data import images as image_lib
+from cyclejax.explain import cams
 
 
 def heatmap(cam_map: np.ndarray) -> np.ndarray:
   """[H, W] values in [0, 1] -> [H, W, 3] uint8 jet colors."""
+  import matplotlib  # noqa: PLC0415 - colormaps only when drawing
+
   rgb = matplotlib.colormaps["jet"](np.clip(np.asarray(cam_map, np.float32), 0.0, 1.0))[..., :3]
   return np.round(rgb * 255.0).astype(np.uint8)
 
@@ -29,6 +27,7 @@ def overlay(image: np.ndarray, cam_map: np.ndarray, alpha: float = 0.5) -> np.nd
 
 def comparison_figure(image: np.ndarray, maps: dict[str, np.ndarray], path: pathlib.Path) -> None:
   """One row: the image, then one titled heatmap overlay per method; written as PNG."""
+  plt = image_lib.pyplot()
   n = 1 + len(maps)
   fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.7), squeeze=False)
   panels = [("image", image)] + [(m, overlay(image, c)) for m, c in maps.items()]
@@ -37,11 +36,7 @@ def comparison_figure(image: np.ndarray, maps: dict[str, np.ndarray], path: path
     ax.set_title(title, fontsize=9)
     ax.axis("off")
   fig.tight_layout()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp")
-  fig.savefig(tmp, dpi=100, format="png")
-  plt.close(fig)
-  tmp.replace(path)
+  image_lib.save_figure(fig, path, dpi=100)
 
 
 def sample_grid(
@@ -65,7 +60,7 @@ def sample_grid(
     # cams.explain compiles once per (D, methods, shapes): both discriminators share it.
     images = jnp.asarray(images, jnp.float32)
     maps = jax.device_get(cams.explain(D.apply, params[name], images, methods=tuple(methods)))
-    u8 = plots.to_uint8(images)
+    u8 = image_lib.to_uint8(images)
     for i in range(u8.shape[0]):
       rows.append([u8[i]] + [overlay(u8[i], maps[m][i]) for m in methods])
-  return plots.image_grid(rows)
+  return image_lib.image_grid(rows)

@@ -42,6 +42,7 @@ __all__ = [
   "build_discriminator",
   "build_generator",
   "generator_multiple",
+  "input_multiple",
 ]
 
 
@@ -114,8 +115,21 @@ def build_discriminator(
   raise ValueError(f"unknown netD {netD!r}; expected one of {list(DISCRIMINATORS)}")
 
 
+def input_multiple(netG: str, num_downs: int | None = None) -> int:
+  """The factor a generator's input sides must be a multiple of, from its name alone
+  (U-Nets: 2**num_downs; xai_resnet: 8, its three stride-2 convs; ResNets: 4)."""
+  if netG not in GENERATORS:
+    raise ValueError(f"unknown netG {netG!r}; expected one of {sorted(GENERATORS)}")
+  depth = {"unet_128": 7, "unet_256": 8}.get(netG, num_downs)
+  if netG.startswith("unet"):
+    if depth is None:
+      raise ValueError("netG 'unet' needs num_downs")
+    return 2**depth
+  return 8 if netG == "xai_resnet" else 4
+
+
 def generator_multiple(generator: nn.Module) -> int:
-  """The factor the generator's input sides must be a multiple of."""
+  """The factor a generator module's input sides must be a multiple of."""
   if isinstance(generator, MaskedGenerator):
     return generator_multiple(generator.net)
   if isinstance(generator, UnetGenerator):

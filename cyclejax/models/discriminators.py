@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from cyclejax.models import layers
-from cyclejax.models.generators import ConvNormAct
+from cyclejax.models.blocks import ConvNormAct
 from cyclejax.models.layers import Dtype
 
 

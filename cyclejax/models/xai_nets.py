@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from cyclejax.models import layers
-from cyclejax.models.generators import ConvNormAct, ResnetBlock, UpConvNormRelu, maybe_remat
+from cyclejax.models.blocks import ConvNormAct, ResnetBlock, UpConvNormRelu, maybe_remat
 from cyclejax.models.layers import Dtype
 
 

@@ -1,0 +1,1 @@
+"""Reading a trained run: inference with its networks, their internals, loss tables."""

@@ -1,0 +1,1 @@
+"""Quality metrics the trainer and the tools share (the toy task's exact metrics)."""

@@ -1,0 +1,100 @@
+"""What a run writes where: every file name under a workdir, in one place.
+
+  checkpoints/<step>/        orbax checkpoints (cyclejax.run.checkpoints)
+  metrics.jsonl              one JSON object per log step (cyclejax.run.writer)
+  tensorboard/               TensorBoard events
+  samples/step_N.png         sample grids
+  explain/step_N.png         discriminator CAM grids (config.explain_every)
+  loss_curves.png            the losses over steps, written at the end
+  train_vs_validation.png    the study's loss curves (python -m cyclejax.study)
+  config.json                the run's config, for people (checkpoints hold their own)
+  data_check.json            cached results of checking folder images
+  imported.json              the source files of weights imported from PyTorch
+
+Tools address a run's files through `Workdir`, never by spelling the names.
+"""
+
+import dataclasses
+import pathlib
+import re
+
+_STEP_PNG = re.compile(r"^step_(\d+)\.png$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workdir:
+  """A run's folder and the paths of everything in it (nothing is created here)."""
+
+  path: pathlib.Path
+
+  def __init__(self, path: "str | pathlib.Path | Workdir"):
+    if isinstance(path, Workdir):
+      path = path.path
+    object.__setattr__(self, "path", pathlib.Path(path).expanduser().resolve())
+
+  def __str__(self) -> str:
+    return str(self.path)
+
+  @property
+  def checkpoints(self) -> pathlib.Path:
+    return self.path / "checkpoints"
+
+  @property
+  def metrics(self) -> pathlib.Path:
+    return self.path / "metrics.jsonl"
+
+  @property
+  def tensorboard(self) -> pathlib.Path:
+    return self.path / "tensorboard"
+
+  @property
+  def samples(self) -> pathlib.Path:
+    return self.path / "samples"
+
+  def sample(self, step: int) -> pathlib.Path:
+    return self.samples / step_png(step)
+
+  @property
+  def explain(self) -> pathlib.Path:
+    return self.path / "explain"
+
+  def explain_grid(self, step: int) -> pathlib.Path:
+    return self.explain / step_png(step)
+
+  @property
+  def loss_curves(self) -> pathlib.Path:
+    return self.path / "loss_curves.png"
+
+  @property
+  def train_vs_validation(self) -> pathlib.Path:
+    return self.path / "train_vs_validation.png"
+
+  @property
+  def config_json(self) -> pathlib.Path:
+    return self.path / "config.json"
+
+  @property
+  def data_check(self) -> pathlib.Path:
+    return self.path / "data_check.json"
+
+  @property
+  def imported(self) -> pathlib.Path:
+    return self.path / "imported.json"
+
+  def sample_names(self) -> list[str]:
+    """File names of the sample grids, by step."""
+    if not self.samples.is_dir():
+      return []
+    return sorted(p.name for p in self.samples.iterdir() if _STEP_PNG.match(p.name))
+
+  def sample_file(self, name: str) -> pathlib.Path | None:
+    """The sample grid called `name` ('step_N.png'), or None for any other name."""
+    if not _STEP_PNG.match(name):
+      return None
+    path = self.samples / name
+    return path if path.is_file() else None
+
+
+def step_png(step: int) -> str:
+  """The file name of a per-step picture: step_0000042.png."""
+  return f"step_{step:07d}.png"

@@ -1,0 +1,223 @@
+"""The explorer end to end: its door serving a tiny workdir, its JSON API, and the page
+in a real headless browser (Debian's chromium driven by Playwright; .ci/run installs
+both)."""
+
+import base64
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import REPO
+from PIL import Image
+
+from cyclejax import data
+from cyclejax.analysis import inference, internals
+from cyclejax.explorer import session as explore_session
+
+CHROMIUM = os.environ.get("CYCLEJAX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+  "--headless=new",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def explorer(trained_workdir):
+  """`python -m cyclejax.explore` on the tiny workdir, on a free port: (url, workdir)."""
+  workdir, _ = trained_workdir
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "cyclejax.explore", f"--workdir={workdir}", "--port=0"],
+    cwd=REPO,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  found: list[str] = []
+
+  def read():
+    for line in proc.stdout:
+      if " at http://" in line:
+        found.append(line.split(" at ")[1].split()[0])
+        return
+
+  reader = threading.Thread(target=read, daemon=True)
+  reader.start()
+  reader.join(timeout=180)
+  if not found:
+    proc.kill()
+    raise AssertionError(f"the explorer did not start:\n{proc.stderr.read()[-3000:]}")
+  yield found[0], workdir
+  proc.terminate()
+  try:
+    proc.wait(timeout=30)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+
+
+def call(url: str, path: str, body=None, raw: bytes | None = None):
+  """(status, decoded JSON) of one request; errors are answers too."""
+  if raw is not None:
+    request = urllib.request.Request(url + path.lstrip("/"), data=raw, method="POST")
+  elif body is not None:
+    request = urllib.request.Request(
+      url + path.lstrip("/"), data=json.dumps(body).encode(), method="POST"
+    )
+  else:
+    request = urllib.request.Request(url + path.lstrip("/"))
+  try:
+    with urllib.request.urlopen(request, timeout=120) as response:
+      return response.status, json.loads(response.read())
+  except urllib.error.HTTPError as e:
+    return e.code, json.loads(e.read())
+
+
+def decode(data_url: str) -> np.ndarray:
+  assert data_url.startswith("data:image/png;base64,")
+  return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
+
+
+def test_api_runs_the_generator_as_translate_does_and_intervenes(explorer):
+  url, workdir = explorer
+  status, info = call(url, "/api/info")
+  assert status == 200 and info["directions"] == ["AtoB", "BtoA"] and info["step"] == 4
+  G, params, _ = inference.load_network(workdir, "G_B")
+  names = [layer.name for layer in internals.layers(G, (32, 32, 3))]
+  assert [layer["name"] for layer in info["layers"]] == names
+  status, picked = call(url, "/api/input", {"source": "test", "domain": "B", "index": 1})
+  assert status == 200
+  status, run = call(url, "/api/run", {"input": picked["input"], "direction": "BtoA"})
+  assert status == 200 and run["identical"]
+  # With no intervention the page shows exactly what `cyclejax.translate` writes.
+  domains = data.open_domains(explore_session.checkpoints.Reader(workdir).config())
+  expected = next(inference.translate(G, params, [domains.test_B[1]]))
+  np.testing.assert_array_equal(decode(run["output"]), expected)
+  # Zero the strongest filter of block3/conv1: exactly the layers after it move.
+  status, grid = call(url, f"/api/layer?run={run['run']}&layer=block3/conv1")
+  channel = int(np.argmax(grid["mean_abs"]))
+  body = {
+    "input": picked["input"],
+    "direction": "BtoA",
+    "interventions": {"channels": {"block3/conv1": {str(channel): 0}}},
+  }
+  status, changed = call(url, "/api/run", body)
+  assert status == 200 and changed["baseline_run"] == run["run"]
+  moved = [layer["name"] for layer in changed["layers"] if layer["change"] > 0]
+  assert moved == names[names.index("block3/conv1") :]
+  assert changed["layers"][names.index("block3/conv1")]["scaled"] == {str(channel): 0.0}
+  # A layer's grid is drawn on demand from the cached run.
+  status, grid = call(url, f"/api/layer?run={changed['run']}&layer=block3/conv1")
+  assert status == 200
+  image, layout = decode(grid["image"]), grid["layout"]
+  assert layout["channels"] == info["layers"][names.index("block3/conv1")]["shape"][-1]
+  assert image.shape == (
+    layout["rows"] * (layout["cell_h"] + layout["pad"]) + layout["pad"],
+    layout["cols"] * (layout["cell_w"] + layout["pad"]) + layout["pad"],
+  )
+  r, q = divmod(channel, layout["cols"])
+  y, x = layout["pad"] + r * (layout["cell_h"] + 1), layout["pad"] + q * (layout["cell_w"] + 1)
+  assert np.all(image[y : y + layout["cell_h"], x : x + layout["cell_w"]] == 0)  # nulled
+  status, toy = call(url, "/api/input", {"source": "toy", "kind": "square", "background": 0.7})
+  assert status == 200 and toy["truth"]["shapes"][0]["kind"] == "square"
+  assert toy["truth"]["shapes"][0]["true_color"] is None
+  assert decode(toy["image"])[0, 0, 0] == round(0.7 * 255)
+
+
+def test_api_answers_mistakes_with_a_message_and_keeps_serving(explorer):
+  url, workdir = explorer
+  status, answer = call(url, "/api/upload", raw=b"this is not an image")
+  assert status == 400 and "not an image" in answer["error"]
+  status, answer = call(url, "/api/upload", raw=b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+  assert status == 400 and "not" in answer["error"]
+  status, answer = call(url, "/api/upload", raw=b"x" * (11 * 1024 * 1024))
+  assert status == 413 and "limit" in answer["error"]
+  png = io.BytesIO()
+  Image.new("RGB", (50, 40), (10, 200, 30)).save(png, format="PNG")
+  status, answer = call(url, "/api/upload", raw=png.getvalue())
+  assert status == 200 and answer["shape"] == [32, 32, 3]
+  assert np.all(decode(answer["image"]) == (10, 200, 30))
+  bad = [
+    ("/api/input", {"source": "toy", "kind": "hexagon"}, "kind must be one of"),
+    ("/api/input", {"source": "test", "domain": "B", "index": 99}, "testB has images 0..3"),
+    ("/api/input", {"source": "toy", "size": 30}, "multiple of 4"),
+    ("/api/run", {"input": "nope"}, "unknown input"),
+    (
+      "/api/run",
+      {"input": answer["input"], "interventions": {"layers": {"down9": 0}}},
+      "unknown layer 'down9'",
+    ),
+  ]
+  for path, body, message in bad:
+    status, reply = call(url, path, body)
+    assert status == 400 and message in reply["error"], (path, reply)
+  for path in ("/samples/..%2Fconfig.json", "/static/..%2F..%2Fsetup.py", "/nope"):
+    status, reply = call(url, path)
+    assert status in (400, 404) and "error" in reply, path
+  status, samples = call(url, "/api/samples")
+  assert samples["samples"] == ["step_0000002.png", "step_0000004.png"]
+  with urllib.request.urlopen(url + "samples/step_0000004.png") as response:
+    assert response.read() == (pathlib.Path(workdir) / "samples" / "step_0000004.png").read_bytes()
+  status, metrics = call(url, "/api/metrics")
+  assert [r["step"] for r in metrics["records"]] == [1, 2, 4]
+  status, run = call(url, "/api/run", {"input": answer["input"], "direction": "BtoA"})
+  status, cam = call(url, f"/api/scorecam?run={run['run']}&direction=BtoA")
+  if explore_session.explain is None:
+    assert status == 200 and cam["available"] is False and "not installed" in cam["message"]
+  else:
+    assert status == 200 and cam["available"] and decode(cam["image"]).shape == (32, 32, 3)
+  assert call(url, "/api/info")[0] == 200
+
+
+@pytest.mark.slow
+def test_page_in_a_headless_browser(explorer, tmp_path):
+  url, _ = explorer
+  if not pathlib.Path(CHROMIUM).exists():
+    pytest.fail(f"no chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
+  from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
+
+  with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+      page = browser.new_page()
+      errors: list[str] = []
+      page.on("pageerror", lambda e: errors.append(str(e)))
+      page.goto(url)
+      page.wait_for_function("Number(document.body.dataset.updates || 0) >= 1", timeout=60_000)
+      output = page.locator("#output-img")
+      before = output.get_attribute("src")
+      assert before == page.locator("#baseline-img").get_attribute("src")
+      # Open the first layer, and click its first filter to switch it off.
+      stem = page.locator('[data-layer="stem"]')
+      stem.locator(".show").click()
+      grid = stem.locator("img.grid")
+      expect(grid).to_have_attribute("data-run", output.get_attribute("data-run"))
+      grid.click(position={"x": 3, "y": 3})
+      expect(output).not_to_have_attribute("src", before, timeout=30_000)
+      expect(stem.locator(".mark")).to_have_count(1)
+      assert page.locator("#baseline-img").get_attribute("src") == before
+      expect(page.locator("#active")).to_contain_text("stem filters 0→0")
+      # A file that is not an image: the page shows the server's message.
+      page.locator('.tab[data-tab="upload"]').click()
+      bogus = tmp_path / "notes.png"
+      bogus.write_text("not a picture")
+      page.locator("#upload-file").set_input_files(str(bogus))
+      expect(page.locator("#error")).to_be_visible(timeout=30_000)
+      expect(page.locator("#error")).to_contain_text("not an image")
+      # The page (and the server) still work: resetting restores the output.
+      page.locator("#reset").click()
+      expect(output).to_have_attribute("src", before, timeout=30_000)
+      assert errors == []
+    finally:
+      browser.close()
