@@ -14,7 +14,7 @@ from ml_collections import config_dict
 
 from cyclejax import models
 from cyclejax.errors import UserError
-from cyclejax.names import EXPLAIN_METHODS, GAN_MODES, XAI_EXPLANATIONS
+from cyclejax.names import EXPLAIN_METHODS, GAN_MODES, XAI_EXPLANATIONS, Topology
 
 DATASETS = ("shapes", "folder", "tfds")
 PREPROCESS = ("resize_and_crop", "crop")
@@ -45,7 +45,12 @@ def base_config() -> ml_collections.ConfigDict:
 
   # --- data -------------------------------------------------------------------------
   c.dataset = "shapes"  # 'shapes' (built in, generated), 'folder' or 'tfds'.
-  # folder: the root holding trainA/ trainB/ [testA/ testB/]. tfds: the TFDS data_dir
+  # The domains and which pairs of them translate into each other: 'AB' is the CycleGAN;
+  # with three domains, 'AB,AC' (star: A the hub, four generators) or 'AB,AC,BC' (full:
+  # six generators) is the multi-domain CycleGAN (names: cyclejax/names.py, Topology).
+  c.pairs = "AB"
+  # folder: the root holding trainA/ trainB/ [testA/ testB/] (and trainC/ ... for more
+  # domains). tfds: the TFDS data_dir
   # (empty: TFDS's default); the archive fallback extracts <tfds_name>/ under it.
   c.data_dir = ""
   c.tfds_name = "horse2zebra"  # tfds: cycle_gan/<tfds_name>.
@@ -94,7 +99,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.gan_mode = "lsgan"  # lsgan | vanilla
   c.lambda_A = 10.0  # cycle loss A -> B -> A.
   c.lambda_B = 10.0  # cycle loss B -> A -> B.
-  c.lambda_identity = 0.5  # identity loss weight, relative to lambda_A / lambda_B.
+  # More than two domains: the cycle weight of each direction, 'AB=10,BA=5,...' (lambda_XY
+  # weighs |G_YX(G_XY(x)) - x|); a direction not named takes 10. lambda_A/B are then unused.
+  c.lambdas = ""
+  c.lambda_identity = 0.5  # identity loss weight, relative to the cycle weights.
   c.pool_size = 50  # past fakes per discriminator; 0 disables the pool.
   # Not in the reference (0 = off): std of Gaussian noise added to each translation before
   # the cycle translates it back, against hiding the input in faint patterns (Chu et al.,
@@ -218,16 +226,19 @@ def override(c: ml_collections.ConfigDict, values: dict[str, object]) -> ml_coll
 
 
 # Named comparison variants of a config (convergence studies, benchmarks).
-VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16")
+VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16", "two_domain", "star", "full")
+TOPOLOGIES = {"two_domain": "AB", "star": "AB,AC", "full": "AB,AC,BC"}
 
 
 def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
   """A copy of c for one side of a comparison, the rest of the config unchanged.
 
-  baseline   explanation-guided training off (the reference CycleGAN)
-  xai        xAI-CycleGAN on, with the config's xai settings
-  xai_mask   xAI-CycleGAN on, plus the soft input mask
-  bfloat16   the baseline with bfloat16 convolutions
+  baseline     explanation-guided training off (the reference CycleGAN)
+  xai          xAI-CycleGAN on, with the config's xai settings
+  xai_mask     xAI-CycleGAN on, plus the soft input mask
+  bfloat16     the baseline with bfloat16 convolutions
+  two_domain   the config over domains A and B only (pairs 'AB')
+  star, full   the multi-domain CycleGAN over A, B, C (pairs 'AB,AC' / 'AB,AC,BC')
   """
   if name not in VARIANTS:
     raise UserError(f"unknown variant {name!r}; expected one of {list(VARIANTS)}")
@@ -238,6 +249,8 @@ def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDic
       c.xai.mask_input = True
     if name == "bfloat16":
       c.dtype = "bfloat16"
+    if name in TOPOLOGIES:
+      c.pairs, c.lambdas = TOPOLOGIES[name], ""
   return c
 
 
@@ -254,6 +267,22 @@ def _flat_keys(c: ml_collections.ConfigDict, prefix: str = "") -> dict[str, obje
 def flatten(c: ml_collections.ConfigDict) -> dict[str, object]:
   """{'shapes.size': 64, 'netG': ..., ...}"""
   return _flat_keys(c)
+
+
+def topology(c: ml_collections.ConfigDict) -> Topology:
+  """The run's Topology (config.pairs), or a UserError naming the value."""
+  try:
+    return Topology(c.pairs)
+  except ValueError as e:
+    raise UserError(f"config.{e}") from None
+
+
+def cycle_weights(c: ml_collections.ConfigDict) -> dict[str, float]:
+  """{generator: weight of the cycle it starts} of a config (see Topology.cycle_weights)."""
+  try:
+    return topology(c).cycle_weights(c.lambda_A, c.lambda_B, c.lambdas)
+  except ValueError as e:
+    raise UserError(f"config.{e}") from None
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
@@ -277,6 +306,30 @@ def validate(c: ml_collections.ConfigDict) -> None:
       raise UserError(f"config.{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
 
   one_of("dataset", DATASETS)
+  t = topology(c)
+  cycle_weights(c)
+  if t.two_domain and c.lambdas:
+    raise UserError(
+      f"config.lambdas={c.lambdas!r} is for more than two domains; the CycleGAN's cycle "
+      "weights are config.lambda_A and config.lambda_B"
+    )
+  if not t.two_domain:
+    defaults = base_config()
+    if (c.lambda_A, c.lambda_B) != (defaults.lambda_A, defaults.lambda_B):
+      raise UserError(
+        f"config.lambda_A/lambda_B are the two-domain cycle weights; with pairs={c.pairs!r} "
+        "give each direction's weight in config.lambdas, e.g. 'AB=10,BA=10'"
+      )
+    if c.xai.enabled:
+      raise UserError(
+        f"config.xai.enabled needs the two-domain CycleGAN (pairs='AB'), not {c.pairs!r}"
+      )
+    if c.dataset == "shapes" and len(t.domains) > 3:
+      raise UserError(
+        f"config.pairs={c.pairs!r}: the shapes data has three domains (A color, B gray, C depth)"
+      )
+    if c.dataset == "tfds":
+      raise UserError("config.dataset='tfds' has two domains; use pairs='AB'")
   one_of("preprocess", PREPROCESS)
   one_of("netG", tuple(models.GENERATORS))
   one_of("netD", models.DISCRIMINATORS)

@@ -1,20 +1,27 @@
-"""Does explanation-guided training converge faster? Measured on the toy shapes.
+"""Does a variant of training converge faster or better? Measured on the toy shapes.
 
   python -m cyclejax.convergence --config=configs/shapes.py --seeds=3 --num_steps=2000 \
-      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8]
+      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8] [--compare=xai]
+  python -m cyclejax.convergence --config=configs/shapes3_star.py --baseline=two_domain \
+      --compare=star,full --seeds=3 --workdir=runs/three_domains
 
-Trains the baseline (config.xai.enabled=False) and the xAI variant (True; any
---config.xai.* overrides apply to it), or with --compare=bfloat16 the baseline in
-float32 and in bfloat16 (does mixed precision keep the quality?), with the same seeds,
-hence the same data and the same initial networks, and evaluates every checkpoint on the
-held-out toy images with exact metrics: color accuracy (G_B on gray shapes), background error, cycle
-reconstruction errors, next to the training losses. Writes under --workdir:
+Trains the baseline and each compared variant (`cyclejax.config.variant`) with the same
+seeds, hence the same data: 'xai' (explanation-guided training; any --config.xai.*
+overrides apply to it) against the baseline with xai off, 'bfloat16' (does mixed
+precision keep the quality?), or the domain topologies 'two_domain', 'star', 'full' (is
+A <-> B better learned beside a third domain?). It evaluates every checkpoint on the
+held-out toy images with exact metrics of the A <-> B translations: color accuracy (the
+B -> A generator on gray shapes), background error, cycle reconstruction errors, next to
+the training losses. Writes under --workdir:
 
   <variant>/seed_<s>/      each run's workdir (rerunning resumes / skips finished runs)
   convergence.json         every evaluated value
   convergence.png          each metric over steps: mean and min..max over seeds
   convergence.md           steps to reach the threshold per variant and seed, and the
                            ratio baseline / variant (> 1: the variant is faster)
+
+The same seed gives the same data in every variant; it gives the same initial networks
+where the variants have the same networks (not across topologies, which have more).
 """
 
 import json
@@ -42,12 +49,24 @@ _METRIC = flags.DEFINE_string("metric", "color_accuracy", "Metric for steps-to-t
 _THRESHOLD = flags.DEFINE_float("threshold", 0.8, "Level the metric must reach.")
 flags.mark_flags_as_required(["workdir"])
 
-# The variant compared with the baseline: 'xai' (config.xai.enabled; other --config.xai.*
-# settings apply to it) or 'bfloat16' (config.dtype; does mixed precision keep quality?).
-COMPARISONS = ("xai", "bfloat16")
-_COMPARE = flags.DEFINE_enum("compare", "xai", COMPARISONS, "Variant to compare with the baseline.")
+_BASELINE = flags.DEFINE_enum(
+  "baseline", "baseline", config_lib.VARIANTS, "The variant the others are compared with."
+)
+_COMPARE = flags.DEFINE_list(
+  "compare", ["xai"], f"Variants to compare with the baseline: some of {config_lib.VARIANTS}."
+)
 METRICS = ("color_accuracy", "background_error", "cycle_error_A", "cycle_error_B")
-LOSSES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
+# The A <-> B losses, by role (two-domain runs call them G_A, D_A, cycle_A, ...; runs
+# over more domains G_AB, D_B, cycle_AB, ...).
+LOSSES = ("G A->B", "G B->A", "D of B", "D of A", "cycle A->B->A", "cycle B->A->B")
+
+
+def loss_keys(topology) -> dict[str, str]:
+  """{role label in LOSSES: the run's logged name}."""
+  ab, ba = topology.generator("A", "B"), topology.generator("B", "A")
+  names = (ab, ba, topology.judge("B"), topology.judge("A"))
+  names += (topology.cycle_loss(ab), topology.cycle_loss(ba))
+  return dict(zip(LOSSES, names, strict=True))
 
 
 def variant_config(config, variant: str, seed: int, num_steps: int, eval_every: int):
@@ -71,12 +90,15 @@ def evaluate_run(config, workdir: pathlib.Path) -> list[dict]:
   reader = checkpoints.Reader(workdir)
   G, _ = inference.networks(config)
   spec = data.shapes_spec(config)
+  topology = config_lib.topology(config)
+  ab, ba = topology.generator("A", "B"), topology.generator("B", "A")
+  keys = loss_keys(topology)
   losses = {r["step"]: r for r in read_jsonl(Workdir(workdir).metrics)}
   rows = []
   for step in reader.steps():
-    values = toy.toy_metrics(G, reader.params("G_A", step), reader.params("G_B", step), spec)
+    values = toy.toy_metrics(G, reader.params(ab, step), reader.params(ba, step), spec)
     logged = losses.get(step, {})
-    values.update({k: logged[k] for k in LOSSES if isinstance(logged.get(k), float)})
+    values.update({k: logged[n] for k, n in keys.items() if isinstance(logged.get(n), float)})
     rows.append({"step": step, **values})
   return rows
 
@@ -93,12 +115,14 @@ def steps_to(rows: list[dict], metric: str, threshold: float) -> int | None:
 
 
 def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
-  other = next(v for v in results if v != "baseline")
+  """The Markdown report: steps to the threshold, ratios against the baseline (the first
+  variant of `results`), and the final values."""
+  base, *others = results
   lines = [
     f"# Convergence: steps until {metric} {'>=' if 'error' not in metric else '<='} {threshold}",
     "",
-    "| variant | " + " | ".join(f"seed {s}" for s in sorted(results["baseline"])) + " | mean |",
-    "| --- |" + " --- |" * (len(results["baseline"]) + 1),
+    "| variant | " + " | ".join(f"seed {s}" for s in sorted(results[base])) + " | mean |",
+    "| --- |" + " --- |" * (len(results[base]) + 1),
   ]
   means = {}
   for variant in results:
@@ -113,17 +137,18 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
   reached = {
     v: all(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
   }
-  if not reached["baseline"] and not reached[other]:
-    lines.append(f"ratio baseline / {other}: n/a (no run of either variant reached {threshold})")
-  else:
+  for other in others:
+    if not reached[base] and not reached[other]:
+      lines.append(f"ratio {base} / {other}: n/a (no run of either reached {threshold})")
+      continue
     bound = (
       ""
-      if reached["baseline"] and reached[other]
+      if reached[base] and reached[other]
       else (" (a bound: some runs never reached the threshold and count as num_steps)")
     )
     lines.append(
-      f"ratio baseline / {other} (mean steps): {means['baseline'] / max(means[other], 1):.2f}"
-      f"{bound}; > 1 means the xAI variant reached the threshold sooner"
+      f"ratio {base} / {other} (mean steps): {means[base] / max(means[other], 1):.2f}"
+      f"{bound}; > 1 means {other} reached the threshold sooner"
     )
   lines.append("")
   lines.append("Final values (mean over seeds):")
@@ -141,7 +166,7 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
 
 
 def plot(results: dict, path: pathlib.Path) -> None:
-  names = METRICS + ("G_A", "G_B", "D_A", "D_B")
+  names = METRICS + LOSSES[:4]
   plt = image_lib.pyplot()
   fig, axes = plt.subplots(2, 4, figsize=(18, 7))
   for ax, name in zip(axes.ravel(), names, strict=True):
@@ -169,7 +194,13 @@ def main(argv):
   if eval_every < 1 or num_steps < eval_every or _SEEDS.value < 1:
     raise UserError("need --seeds >= 1 and 1 <= --eval_every <= --num_steps")
   root = pathlib.Path(_WORKDIR.value).expanduser().resolve()
-  variants = ("baseline", _COMPARE.value)
+  variants = tuple(dict.fromkeys((_BASELINE.value, *_COMPARE.value)))
+  unknown = [v for v in variants if v not in config_lib.VARIANTS]
+  if unknown or len(variants) < 2:
+    raise UserError(
+      f"--compare={','.join(_COMPARE.value)}: give variants other than the baseline, some of "
+      f"{', '.join(config_lib.VARIANTS)}"
+    )
   results: dict[str, dict[int, list]] = {v: {} for v in variants}
   for seed in range(_SEEDS.value):
     for variant in variants:

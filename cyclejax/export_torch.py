@@ -13,11 +13,12 @@ PyTorch (`pip install 'cyclejax[torch]'`).
 from absl import flags
 
 from cyclejax import cli, interop
-from cyclejax.names import NETWORKS
 from cyclejax.run import checkpoints
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
-_NET = flags.DEFINE_enum("net", "G_A", list(NETWORKS), "Network to export.")
+_NET = flags.DEFINE_string(
+  "net", "G_A", "Network to export: G_A, G_B, D_A, D_B (or G_AC, D_C, ... with more domains)."
+)
 _OUT = flags.DEFINE_string("out", None, "The .pth file to write (replaced if it exists).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 flags.mark_flags_as_required(["workdir", "out"])

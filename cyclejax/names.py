@@ -34,3 +34,191 @@ GAN_MODES = ("lsgan", "vanilla")
 EXPLAIN_METHODS = ("scorecam", "scorecam_softmax", "gradcam", "gradcampp", "saliency")
 # Explanation maps xAI-CycleGAN training can use.
 XAI_EXPLANATIONS = ("saliency", "gradcam", "scorecam")
+
+
+# --------------------------------------------------------------------------------------
+# Topologies: which domains a run translates between, and the names of its parts.
+#
+# The two-domain CycleGAN keeps the reference's names: G_A maps A -> B and D_A judges
+# domain B (G_A's fakes); cycle_A = lambda_A |G_B(G_A(a)) - a|; idt_A = lambda_B *
+# lambda_identity |G_A(b) - b|. With more than two domains (the multi-domain CycleGAN of
+# the toy-shapes study's authors) the names say the direction: G_XY maps X -> Y, D_X
+# judges domain X, cycle_XY = lambda_XY |G_YX(G_XY(x)) - x|, idt_XY = lambda_YX *
+# lambda_identity |G_XY(y) - y|, one cycle weight per direction.
+#   reference (2 domains)   G_A  G_B  D_A (judges B)  D_B (judges A)  cycle_A  lambda_A
+#   N domains               G_AB G_BA D_B             D_A             cycle_AB lambda_AB
+
+DOMAIN_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class Topology:
+  """The domains and translation pairs of a run, and the names of its networks and losses.
+
+  Built from `pairs`: 'AB' (the CycleGAN), 'AB,AC' (star: A is the hub), 'AB,AC,BC' (full).
+  Every pair X<->Y has a generator each way; every domain has a discriminator and an
+  image pool of fakes (from every generator that targets it).
+  """
+
+  def __init__(self, pairs: str = "AB"):
+    parsed = []
+    for part in str(pairs).replace(" ", "").split(","):
+      if len(part) != 2 or part[0] == part[1] or not set(part) <= set(DOMAIN_LETTERS):
+        raise ValueError(
+          f"pairs={pairs!r}: each pair is two different domain letters, e.g. 'AB' or 'AB,AC,BC'"
+        )
+      pair = tuple(sorted(part))
+      if pair in parsed:
+        raise ValueError(f"pairs={pairs!r}: {part} is given twice")
+      parsed.append(pair)
+    self.pairs: tuple[tuple[str, str], ...] = tuple(sorted(parsed))  # canonical order
+    self.domains: tuple[str, ...] = tuple(sorted({d for p in parsed for d in p}))
+    if self.domains[: len(self.domains)] != tuple(DOMAIN_LETTERS[: len(self.domains)]):
+      raise ValueError(f"pairs={pairs!r}: the domains must be A, B, C, ... without gaps")
+    # Connected: every domain reachable from A through the pairs.
+    reached, frontier = {"A"}, ["A"]
+    while frontier:
+      d = frontier.pop()
+      for x, y in parsed:
+        for a, b in ((x, y), (y, x)):
+          if a == d and b not in reached:
+            reached.add(b)
+            frontier.append(b)
+    if reached != set(self.domains):
+      raise ValueError(f"pairs={pairs!r}: every domain must be connected to A")
+
+  @property
+  def spec(self) -> str:
+    return ",".join(x + y for x, y in self.pairs)
+
+  @property
+  def two_domain(self) -> bool:
+    """The reference CycleGAN (A <-> B), which keeps the reference's names."""
+    return self.pairs == (("A", "B"),)
+
+  def generator(self, source: str, target: str) -> str:
+    """The name of the generator source -> target (G_A / G_XY)."""
+    if (min(source, target), max(source, target)) not in self.pairs:
+      raise KeyError(f"no generator {source} -> {target} in pairs {self.spec}")
+    if self.two_domain:
+      return f"G_{source}"
+    return f"G_{source}{target}"
+
+  @property
+  def generators(self) -> tuple[tuple[str, str, str], ...]:
+    """(name, source, target) of every generator, in a fixed order: per pair, X->Y then Y->X."""
+    return tuple((self.generator(a, b), a, b) for x, y in self.pairs for a, b in ((x, y), (y, x)))
+
+  def reverse(self, name: str) -> str:
+    """The generator that maps back (G_A <-> G_B, G_AB <-> G_BA)."""
+    (_, source, target), *_ = [g for g in self.generators if g[0] == name]
+    return self.generator(target, source)
+
+  def judge(self, domain: str) -> str:
+    """The discriminator of a domain (two domains: D_A judges B, D_B judges A)."""
+    if self.two_domain:
+      return {"B": "D_A", "A": "D_B"}[domain]
+    return f"D_{domain}"
+
+  @property
+  def discriminators(self) -> tuple[tuple[str, str], ...]:
+    """(name, judged domain) in name order (D_A, D_B, ...)."""
+    return tuple(sorted((self.judge(d), d) for d in self.domains))
+
+  @property
+  def generator_names(self) -> tuple[str, ...]:
+    return tuple(name for name, _, _ in self.generators)
+
+  @property
+  def discriminator_names(self) -> tuple[str, ...]:
+    return tuple(name for name, _ in self.discriminators)
+
+  @property
+  def networks(self) -> tuple[str, ...]:
+    return (*self.generator_names, *self.discriminator_names)
+
+  def suffix(self, generator: str) -> str:
+    return generator.removeprefix("G_")
+
+  def cycle_loss(self, generator: str) -> str:
+    """cycle_A (two domains) / cycle_XY: the cycle that starts with `generator`."""
+    return f"cycle_{self.suffix(generator)}"
+
+  def identity_loss(self, generator: str) -> str:
+    return f"idt_{self.suffix(generator)}"
+
+  def cycle_weight_key(self, generator: str) -> str:
+    """lambda_A / lambda_XY: the weight of the cycle that starts with `generator`."""
+    return f"lambda_{self.suffix(generator)}"
+
+  def cycle_weights(
+    self, lambda_A: float = 10.0, lambda_B: float = 10.0, lambdas: str = ""
+  ) -> dict[str, float]:
+    """{generator: weight of the cycle it starts}: lambda_A / lambda_B for two domains;
+    for more, `lambdas` ('AB=10,BA=5': lambda_XY per direction, 10 when not named).
+
+    Raises:
+      ValueError: naming the part of `lambdas` that is not DIRECTION=WEIGHT (>= 0).
+    """
+    if self.two_domain:
+      return {"G_A": float(lambda_A), "G_B": float(lambda_B)}
+    given = {}
+    for part in filter(None, lambdas.replace(" ", "").split(",")):
+      direction, _, value = part.partition("=")
+      try:
+        weight = float(value)
+      except ValueError:
+        weight = -1.0
+      name = f"G_{direction}"
+      if name not in self.generator_names or not weight >= 0 or weight == float("inf"):
+        directions = ", ".join(self.suffix(g) for g in self.generator_names)
+        raise ValueError(
+          f"lambdas={lambdas!r}: {part!r} is not DIRECTION=WEIGHT with a direction of "
+          f"{self.spec} ({directions}) and a finite weight >= 0"
+        )
+      given[name] = weight
+    return {g: given.get(g, 10.0) for g in self.generator_names}
+
+  def targeting(self, domain: str) -> tuple[str, ...]:
+    """The generators whose fakes the domain's discriminator sees."""
+    return tuple(name for name, _, target in self.generators if target == domain)
+
+  @property
+  def loss_names(self) -> tuple[str, ...]:
+    """Every logged loss: the reference's eight for two domains; per generator its
+    adversarial, cycle and identity terms, then each discriminator's loss."""
+    if self.two_domain:
+      return LOSS_NAMES
+    per_generator = tuple(
+      n for g in self.generator_names for n in (g, self.cycle_loss(g), self.identity_loss(g))
+    )
+    return (*per_generator, *self.discriminator_names)
+
+  @property
+  def directions(self) -> dict[str, str]:
+    """{'AtoB': generator name, ...} for every generator."""
+    return {f"{s}to{t}": name for name, s, t in self.generators}
+
+  def role(self, network: str) -> str:
+    """What a network does, for messages and listings."""
+    if network in ROLES and self.two_domain:
+      return ROLES[network]
+    for name, s, t in self.generators:
+      if name == network:
+        return f"generator {s} -> {t}"
+    for name, d in self.discriminators:
+      if name == network:
+        fakes = ", ".join(self.targeting(d))
+        return f"discriminator of domain {d} (real {d} vs {fakes}'s fakes)"
+    return ROLES.get(network, network)
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, Topology) and self.pairs == other.pairs
+
+  def __hash__(self) -> int:
+    return hash(self.pairs)
+
+  def __repr__(self) -> str:
+    return f"Topology({self.spec!r})"
+
+
+TWO_DOMAINS = Topology("AB")

@@ -38,7 +38,6 @@ from cyclejax.gan.state import (
   learning_rate_at,
   with_learning_rate,
 )
-from cyclejax.names import LOSS_NAMES, NETWORKS
 from cyclejax.run import checkpoints, multihost, periodic, plots
 from cyclejax.run.workdir import Workdir
 from cyclejax.run.writer import MetricWriter, NullWriter, read_jsonl
@@ -57,25 +56,33 @@ __all__ = [
 def train_step(
   gan: CycleGAN, state: TrainState, batch: dict[str, jax.Array]
 ) -> tuple[TrainState, dict]:
-  """One CycleGAN update. batch: {'A': [B, H, W, 3] uint8, 'B': [B, H, W, 3] uint8}.
+  """One CycleGAN update. batch: {domain: [B, H, W, 3] uint8} ('A', 'B', ...).
 
-  Returns the new state and scalar metrics: the eight reference losses (D_A, G_A,
-  cycle_A, idt_A, D_B, G_B, cycle_B, idt_B), the total G loss 'G' and the 'lr' used.
-  With config.xai on, also the damping factors (lambda_a_*, lambda_b_*) and, with the
-  soft input mask, the mask discriminators' losses (Dm_A, Dm_B) and G's terms against
-  them (Gm_A, Gm_B).
+  The generators first (adversarial + cycle + identity losses, discriminators fixed),
+  then every discriminator on real images and on pooled fakes made before the G update.
+  For each generator G_XY (X -> Y; the CycleGAN's G_A is A -> B) with reverse G_YX:
+    adversarial  GAN(D_Y(G_XY(x)), real)                   logged as G_XY (G_A)
+    cycle        lambda_XY |G_YX(G_XY(x)) - x|             cycle_XY (cycle_A)
+    identity     lambda_YX lambda_identity |G_XY(y) - y|   idt_XY (idt_A)
+  and for each domain Y, with every generator that targets it feeding its pool:
+    D_Y = 0.5 (GAN(D_Y(y), real) + GAN(D_Y(pooled fakes), fake))   (D_A judges B)
+
+  Returns the new state and scalar metrics: every loss above under its name, the total
+  generator loss 'G' and the 'lr' used. With config.xai on (two domains), also the
+  damping factors (lambda_a_*, lambda_b_*) and, with the soft input mask, the mask
+  discriminators' losses (Dm_A, Dm_B) and G's terms against them (Gm_A, Gm_B).
   """
-  w, x = gan.weights, gan.xai
+  w, x, topo = gan.weights, gan.xai, gan.topology
   G, D = gan.G, gan.D
-  real_A, real_B = image_lib.to_float(batch["A"]), image_lib.to_float(batch["B"])
-  n = real_A.shape[0]
+  real = {d: image_lib.to_float(batch[d]) for d in topo.domains}
+  n = real[topo.domains[0]].shape[0]
   step_key = jax.random.fold_in(state.rng, state.step)
-  key_A, key_B = jax.random.split(step_key)  # the two image pools' draws
+  pool_keys = dict(zip(topo.domains, jax.random.split(step_key, len(topo.domains)), strict=True))
   use_identity = w.lambda_identity > 0
-  masks, extra = {"A": None, "B": None}, {}
+  masks, extra = {d: None for d in topo.domains}, {}
   if x is not None and x.mask_input:
     mask_key = jax.random.fold_in(step_key, Stream.MASK_NOISE)
-    masks, extra = xai.input_masks(gan, state.params, real_A, real_B, mask_key)
+    masks, extra = xai.input_masks(gan, state.params, real["A"], real["B"], mask_key)
 
   def cat(a, b):
     return None if a is None else jnp.concatenate([a, b])
@@ -85,84 +92,95 @@ def train_step(
       variables = {"params": params_G[name]}
       return G.apply(variables, images) if mask is None else G.apply(variables, images, mask)
 
-    mask_A, mask_B = masks["A"], masks["B"]
-    if use_identity:
-      # One call per generator for its translation and its identity mapping
-      # (instance norm is per image, so batching them changes nothing).
-      out_A = gen("G_A", jnp.concatenate([real_A, real_B]), cat(mask_A, mask_B))
-      out_B = gen("G_B", jnp.concatenate([real_B, real_A]), cat(mask_B, mask_A))
-      fake_B, idt_A = out_A[:n], out_A[n:]
-      fake_A, idt_B = out_B[:n], out_B[n:]
-    else:
-      fake_B, fake_A = gen("G_A", real_A, mask_A), gen("G_B", real_B, mask_B)
-      idt_A = idt_B = None
-    adv_B, adv_A, cyc_B, cyc_A, info = fake_B, fake_A, fake_B, fake_A, {}
+    fake, idt, adv, cyc, info = {}, {}, {}, {}, {}
+    for name, src, dst in topo.generators:
+      if use_identity:
+        # One call per generator for its translation and its identity mapping
+        # (instance norm is per image, so batching them changes nothing).
+        out = gen(name, jnp.concatenate([real[src], real[dst]]), cat(masks[src], masks[dst]))
+        fake[name], idt[name] = out[:n], out[n:]
+      else:
+        fake[name], idt[name] = gen(name, real[src], masks[src]), None
+      adv[name] = cyc[name] = fake[name]
     if x is not None:
       # The discriminator's explanation scales the gradient reaching the fake: at D's
       # input only ('adversarial', xAI-GAN) or at the generator output ('all').
-      adv_B, info["lambda_a_A"] = xai.guided(gan, state.params["D_A"], fake_B, real_B)
-      adv_A, info["lambda_a_B"] = xai.guided(gan, state.params["D_B"], fake_A, real_A)
-      if x.apply_to == "all":
-        cyc_B, cyc_A = adv_B, adv_A
+      for name, _, dst in topo.generators:
+        judge = topo.judge(dst)
+        adv[name], info[f"lambda_a_{judge[-1]}"] = xai.guided(
+          gan, state.params[judge], fake[name], real[dst]
+        )
+        if x.apply_to == "all":
+          cyc[name] = adv[name]
     if w.cycle_noise > 0:
       # Not in the reference: noise on the translation before it is translated back,
       # so a generator cannot pass the cycle by hiding its input in faint patterns.
       noise_key = jax.random.fold_in(step_key, Stream.CYCLE_NOISE)
-      eps = jax.random.normal(noise_key, (2, *cyc_B.shape), cyc_B.dtype)
-      cyc_B, cyc_A = cyc_B + w.cycle_noise * eps[0], cyc_A + w.cycle_noise * eps[1]
-    rec_A, rec_B = gen("G_B", cyc_B, mask_A), gen("G_A", cyc_A, mask_B)
-    terms = losses.generator_losses(
-      pred_fake_B=D.apply({"params": state.params["D_A"]}, adv_B),
-      pred_fake_A=D.apply({"params": state.params["D_B"]}, adv_A),
-      real_A=real_A,
-      real_B=real_B,
-      rec_A=rec_A,
-      rec_B=rec_B,
-      idt_A=idt_A,
-      idt_B=idt_B,
-      lambda_A=w.lambda_A,
-      lambda_B=w.lambda_B,
-      lambda_identity=w.lambda_identity,
-      gan_mode=w.gan_mode,
-    )
-    if mask_A is not None:
+      first = cyc[topo.generator_names[0]]
+      eps = jax.random.normal(noise_key, (len(cyc), *first.shape), first.dtype)
+      for i, name in enumerate(topo.generator_names):
+        cyc[name] = cyc[name] + w.cycle_noise * eps[i]
+    terms = {}
+    for name, src, dst in topo.generators:
+      back = topo.reverse(name)
+      rec = gen(back, cyc[name], masks[src])
+      terms[name] = losses.gan_loss(
+        prediction=D.apply({"params": state.params[topo.judge(dst)]}, adv[name]),
+        target_is_real=True,
+        gan_mode=w.gan_mode,
+      )
+      terms[topo.cycle_loss(name)] = w.cycle_weight(name) * losses.l1(
+        prediction=rec, target=real[src]
+      )
+      if use_identity:
+        weight = w.cycle_weight(back) * w.lambda_identity
+        terms[topo.identity_loss(name)] = weight * losses.l1(prediction=idt[name], target=real[dst])
+      else:
+        terms[topo.identity_loss(name)] = jnp.zeros((), jnp.float32)
+    terms["G"] = sum(terms.values())
+    if masks["A"] is not None:
       # Mask CycleGAN's mask discriminators judge the fakes under the soft mask; G's
       # adversarial loss mixes both judges: (1 - r) GAN(D) + r GAN(Dm).
       r = x.mask_gan_ratio
-      for name, dm, fake, mask in (("A", "Dm_A", adv_B, mask_A), ("B", "Dm_B", adv_A, mask_B)):
+      for name, dm, gen_name, mask in (
+        ("A", "Dm_A", "G_A", masks["A"]),
+        ("B", "Dm_B", "G_B", masks["B"]),
+      ):
         terms[f"Gm_{name}"] = losses.gan_loss(
-          prediction=D.apply({"params": state.params[dm]}, fake * mask),
+          prediction=D.apply({"params": state.params[dm]}, adv[gen_name] * mask),
           target_is_real=True,
           gan_mode=w.gan_mode,
         )
       terms["G"] = terms["G"] + r * (terms["Gm_A"] + terms["Gm_B"] - terms["G_A"] - terms["G_B"])
-    return terms["G"], ({**terms, **info}, fake_A, fake_B)
+    return terms["G"], ({**terms, **info}, fake)
 
-  params_G = {k: state.params[k] for k in ("G_A", "G_B")}
-  (_, (g_terms, fake_A, fake_B)), grads_G = jax.value_and_grad(g_loss, has_aux=True)(params_G)
+  params_G = {k: state.params[k] for k in gan.g_names}
+  (_, (g_terms, fake)), grads_G = jax.value_and_grad(g_loss, has_aux=True)(params_G)
 
-  # Fakes from before the G update, through the pools (the reference's fake_*_pool.query).
-  pool_fake_B, pooled_B = pool.query(state.pool_fake_B, jax.lax.stop_gradient(fake_B), key_B)
-  pool_fake_A, pooled_A = pool.query(state.pool_fake_A, jax.lax.stop_gradient(fake_A), key_A)
+  # Fakes from before the G update, through each domain's pool (the reference's
+  # fake_*_pool.query), from every generator that targets the domain.
+  pools, pooled = {}, {}
+  for d in topo.domains:
+    fakes = jnp.concatenate([jax.lax.stop_gradient(fake[g]) for g in topo.targeting(d)])
+    pools[d], pooled[d] = pool.query(state.pools[d], fakes, pool_keys[d])
 
   def d_loss(params_D):
     disc = lambda name, x: D.apply({"params": params_D[name]}, x)
-    d_A = losses.discriminator_loss(
-      pred_real=disc("D_A", real_B), pred_fake=disc("D_A", pooled_B), gan_mode=w.gan_mode
-    )
-    d_B = losses.discriminator_loss(
-      pred_real=disc("D_B", real_A), pred_fake=disc("D_B", pooled_A), gan_mode=w.gan_mode
-    )
-    total, terms = d_A + d_B, {"D_A": d_A, "D_B": d_B}
+    terms = {}
+    for name, d in topo.discriminators:
+      terms[name] = losses.discriminator_loss(
+        pred_real=disc(name, real[d]), pred_fake=disc(name, pooled[d]), gan_mode=w.gan_mode
+      )
+    total = sum(terms.values())
     if masks["A"] is not None:
       # Real and fresh fake images under the same mask, so the mask itself is no cue.
-      for dm, real, fake, mask in (
-        ("Dm_A", real_B, fake_B, masks["A"]),
-        ("Dm_B", real_A, fake_A, masks["B"]),
+      for dm, real_img, fake_img, mask in (
+        ("Dm_A", real["B"], fake["G_A"], masks["A"]),
+        ("Dm_B", real["A"], fake["G_B"], masks["B"]),
       ):
         terms[dm] = losses.discriminator_loss(
-          pred_real=disc(dm, real * mask),
-          pred_fake=disc(dm, jax.lax.stop_gradient(fake) * mask),
+          pred_real=disc(dm, real_img * mask),
+          pred_fake=disc(dm, jax.lax.stop_gradient(fake_img) * mask),
           gan_mode=w.gan_mode,
         )
         total = total + terms[dm]
@@ -178,12 +196,7 @@ def train_step(
   params = {**optax.apply_updates(params_G, updates_G), **optax.apply_updates(params_D, updates_D)}
   metrics = {**g_terms, **d_terms, "lr": lr}
   new_state = state.replace(
-    step=state.step + 1,
-    params=params,
-    opt_G=opt_G,
-    opt_D=opt_D,
-    pool_fake_A=pool_fake_A,
-    pool_fake_B=pool_fake_B,
+    step=state.step + 1, params=params, opt_G=opt_G, opt_D=opt_D, pools=pools
   )
   return new_state, metrics
 
@@ -194,7 +207,7 @@ def compile_train_step(gan: CycleGAN, state: TrainState, mesh: jax.sharding.Mesh
   state_sharding = jax.tree.map(lambda _: replicated, state)
   return xla.jit(
     functools.partial(train_step, gan),
-    in_shardings=(state_sharding, {"A": batch_sharding, "B": batch_sharding}),
+    in_shardings=(state_sharding, {d: batch_sharding for d in gan.topology.domains}),
     out_shardings=(state_sharding, replicated),
     donate_argnums=(0,),
   )
@@ -213,20 +226,16 @@ def init_state_on(gan: CycleGAN, seed: int, mesh) -> TrainState:
   return state.replace(rng=wrap(state.rng))
 
 
-def translate_samples(G, params: dict, real_A: jax.Array, real_B: jax.Array):
-  """[-1, 1] images of both directions: real, fake, reconstruction, identity."""
+def translate_samples(topology, G, params: dict, samples: dict[str, jax.Array]):
+  """Per generator G_XY, [-1, 1] images of the X samples: (real, fake, reconstruction by
+  G_YX, identity G_YX(x)); for the CycleGAN's G_A: real_A, fake_B, rec_A, idt_B."""
   gen = lambda name, x: G.apply({"params": params[name]}, x)
-  fake_B, fake_A = gen("G_A", real_A), gen("G_B", real_B)
-  return {
-    "real_A": real_A,
-    "fake_B": fake_B,
-    "rec_A": gen("G_B", fake_B),
-    "idt_B": gen("G_B", real_A),
-    "real_B": real_B,
-    "fake_A": fake_A,
-    "rec_B": gen("G_A", fake_A),
-    "idt_A": gen("G_A", real_B),
-  }
+  out = {}
+  for name, src, _ in topology.generators:
+    back = topology.reverse(name)
+    fake = gen(name, samples[src])
+    out[name] = (samples[src], fake, gen(back, fake), gen(back, samples[src]))
+  return out
 
 
 # --------------------------------------------------------------------------------------
@@ -275,15 +284,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   mesh = multihost.make_mesh()
   _, batch_sharding = multihost.shardings(mesh)
 
+  gan = build_gan(config)
+  topo = gan.topology
   mngr = checkpoints.manager(
-    run.path, max_to_keep=config.max_to_keep, async_save=config.async_checkpoints
+    run.path,
+    max_to_keep=config.max_to_keep,
+    async_save=config.async_checkpoints,
+    networks=gan.g_names + gan.d_names,
   )
   latest = mngr.latest_step()
   reader = checkpoints.Reader(run.path) if latest is not None else None
   if reader is not None:
     for change in config_lib.check_resumable(reader.flat_config(latest), config):
       logging.info("config changed since the checkpoint: %s", change)
-    missing = [n for n in (*NETWORKS, "train") if n not in reader.items(latest)]
+    missing = [n for n in (*topo.networks, "train") if n not in reader.items(latest)]
     if missing:
       raise UserError(
         f"checkpoint step {latest} in {run} lacks {missing} (an imported "
@@ -295,15 +309,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     lambda: data.open_domains(config, cache_file=run.data_check), "open the data"
   )
   logging.info(
-    "data: %s (%d) and %s (%d); an epoch is %d images",
-    domains.train_A.name,
-    len(domains.train_A),
-    domains.train_B.name,
-    len(domains.train_B),
-    max(len(domains.train_A), len(domains.train_B)),
+    "data: %s; an epoch is %d images",
+    ", ".join(f"{s.name} ({len(s)})" for s in domains.train.values()),
+    max(len(s) for s in domains.train.values()),
   )
 
-  gan = build_gan(config)
   state = init_state_on(gan, config.seed, mesh)
   data_state = None
   if latest is not None:
@@ -330,9 +340,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     iterator.set_state({"next_index": start})
 
   n_samples = config.num_samples
-  sample_A = image_lib.to_float(data.sample_batch(domains.test_A, n_samples, config.crop_size))
-  sample_B = image_lib.to_float(data.sample_batch(domains.test_B, n_samples, config.crop_size))
-  sample_fn = xla.jit(functools.partial(translate_samples, gan.G))
+  samples = {
+    d: image_lib.to_float(data.sample_batch(domains.test[d], n_samples, config.crop_size))
+    for d in topo.domains
+  }
+  sample_fn = xla.jit(functools.partial(translate_samples, topo, gan.G))
 
   step_fn = compile_train_step(gan, state, mesh)
   writer = MetricWriter(run, resume_step=start) if primary else NullWriter()
@@ -385,20 +397,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             "step %d/%d  %s  %s",
             step,
             total,
-            "  ".join(f"{k} {host[k]:.3f}" for k in LOSS_NAMES),
+            "  ".join(f"{k} {host[k]:.3f}" for k in topo.loss_names),
             speed,
           )
           window_start, window_steps = now, 0
 
         if periodic.itstime(step, config.sample_every, total):
-          grid = plots.sample_grid(jax.device_get(sample_fn(state.params, sample_A, sample_B)))
+          grid = plots.sample_grid(jax.device_get(sample_fn(state.params, samples)))
           if primary:
             image_lib.save_png(grid, run.sample(step))
           writer.write_image(step, "samples", grid)
 
         if config.explain_every > 0 and periodic.itstime(step, config.explain_every, total):
           methods = tuple(m.strip() for m in config.explain_methods.split(",") if m.strip())
-          grid = explain_render.sample_grid(gan.D, state.params, sample_A, sample_B, methods)
+          judged = {name: samples[d] for name, d in topo.discriminators}
+          grid = explain_render.sample_grid(gan.D, state.params, judged, methods)
           if primary:
             image_lib.save_png(grid, run.explain_grid(step))
           writer.write_image(step, "explain", grid)
@@ -426,7 +439,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   records = read_jsonl(run.metrics) if primary else []
   if records:
-    plots.loss_curves(records, run.loss_curves)
+    plots.loss_curves(records, run.loss_curves, topo.loss_names)
   if run_start is not None:
     logging.info(
       "trained steps %d..%d in %s",

@@ -3,7 +3,8 @@
   python -m cyclejax.translate --workdir=runs/shapes --direction=BtoA \
       --input=photos/ --output=out/ [--step=N] [--size=N] [--batch_size=8]
 
-AtoB uses G_A, BtoA uses G_B (only that network is loaded). Each input image becomes
+AtoB uses G_A, BtoA uses G_B (only that network is loaded); a run over more domains
+translates any of its directions (AtoC with G_AC, ...). Each input image becomes
 <output>/<stem>.png. With --size=0 (default) images keep their size: sides that are
 not multiples of 4 (ResNet) or 2**num_downs (U-Net) are reflect-padded up to the next
 multiple for the generator and the result is cropped back to the input size. With
@@ -20,10 +21,11 @@ from cyclejax.analysis import inference
 from cyclejax.data import folder
 from cyclejax.data import images as image_lib
 from cyclejax.errors import UserError
-from cyclejax.names import DIRECTIONS
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
-_DIRECTION = flags.DEFINE_enum("direction", "AtoB", list(DIRECTIONS), "AtoB: G_A; BtoA: G_B.")
+_DIRECTION = flags.DEFINE_string(
+  "direction", "AtoB", "XtoY: the run's generator X -> Y (AtoB: G_A, BtoA: G_B; AtoC: G_AC, ...)."
+)
 _INPUT = flags.DEFINE_string("input", None, "An image file or a folder of images.")
 _OUTPUT = flags.DEFINE_string("output", None, "Folder for the translated PNGs.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
@@ -35,7 +37,7 @@ flags.mark_flags_as_required(["workdir", "input", "output"])
 def main(argv):
   if _BATCH.value < 1 or _SIZE.value < 0:
     raise UserError("--batch_size must be >= 1 and --size >= 0")
-  net = DIRECTIONS[_DIRECTION.value]
+  net = inference.generator_for(_WORKDIR.value, _DIRECTION.value, _STEP.value)
   G, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
   files = image_lib.input_files(_INPUT.value, "input")
   good, bad = folder.check_images(files)

@@ -55,5 +55,8 @@ def test_named_variants_change_only_what_they_name(name):
     "xai": {"xai.enabled"},
     "xai_mask": {"xai.enabled", "xai.mask_input"},
     "bfloat16": {"dtype"},
+    "two_domain": set(),
+    "star": {"pairs"},
+    "full": {"pairs"},
   }[name]
   assert changed == expected

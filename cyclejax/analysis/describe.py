@@ -7,7 +7,7 @@ import math
 import jax
 import numpy as np
 
-from cyclejax.names import MASK_DISCRIMINATORS, NETWORKS, ROLES
+from cyclejax.names import MASK_DISCRIMINATORS
 from cyclejax.run import checkpoints
 
 
@@ -23,18 +23,21 @@ def describe(workdir: str, step: int | None = None, tree: bool = True) -> str:
   for key, value in sorted(reader.flat_config(step).items()):
     lines.append(f"  {key} = {value!r}")
   lines.append("")
+  topology = reader.topology(step)
+  directions = ", ".join(f"{d} ({g})" for d, g in topology.directions.items())
+  lines.append(f"domains {', '.join(topology.domains)}; pairs {topology.spec}: {directions}")
   lines.append("networks:")
   trees = {}
   present_masks = tuple(n for n in MASK_DISCRIMINATORS if n in items)
-  for name in NETWORKS + present_masks:
+  for name in topology.networks + present_masks:
     if name not in items:
-      lines.append(f"  {name}: absent ({ROLES[name]})")
+      lines.append(f"  {name}: absent ({topology.role(name)})")
       continue
     shapes = reader.tree_metadata(step, name)
     trees[name] = shapes
     leaves = jax.tree.leaves(shapes, is_leaf=_is_leaf)
     count = sum(math.prod(shape) for shape, _ in leaves)
-    lines.append(f"  {name}: {count:,} parameters ({ROLES[name]})")
+    lines.append(f"  {name}: {count:,} parameters ({topology.role(name)})")
   if tree:
     for name, shapes in trees.items():
       lines.append("")

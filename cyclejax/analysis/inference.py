@@ -15,7 +15,6 @@ from cyclejax import models, xla
 from cyclejax.data.images import to_float, to_uint8
 from cyclejax.errors import UserError
 from cyclejax.gan.state import build_networks
-from cyclejax.names import NETWORKS
 from cyclejax.run import checkpoints
 
 
@@ -25,10 +24,25 @@ def networks(config) -> tuple[nn.Module, nn.Module]:
   return build_networks(config, dtype="float32", remat=False)
 
 
+def generator_for(workdir, direction: str, step: int | None = None) -> str:
+  """The generator a workdir translates `direction` ('AtoB', 'CtoA', ...) with.
+
+  Raises:
+    UserError: listing the run's directions when it has no such one.
+  """
+  reader = checkpoints.Reader(workdir)
+  directions = reader.topology(reader.resolve_step(step)).directions
+  if direction not in directions:
+    raise UserError(
+      f"--direction={direction}: {workdir} translates "
+      + ", ".join(f"{d} ({g})" for d, g in directions.items())
+    )
+  return directions[direction]
+
+
 def load_network(workdir, name: str, step: int | None = None) -> tuple[nn.Module, Any, int]:
-  """(module, params, step) of network `name` (G_A, G_B, D_A or D_B) in a workdir."""
-  if name not in NETWORKS:
-    raise UserError(f"unknown network {name!r}; expected one of {list(NETWORKS)}")
+  """(module, params, step) of network `name` (G_A, G_B, D_A, D_B; G_AC, D_C, ... with
+  more domains) in a workdir."""
   reader = checkpoints.Reader(workdir)
   step = reader.resolve_step(step)
   reader.require(step, name)

@@ -144,6 +144,13 @@ def evaluate(
 
 
 def _load_all(reader: checkpoints.Reader, step: int) -> dict:
+  topology = reader.topology(step)
+  if not topology.two_domain:
+    raise UserError(
+      f"{reader.workdir} translates between {len(topology.domains)} domains (pairs "
+      f"{topology.spec}); the loss table is the two-domain study's (use "
+      "`python -m cyclejax.evaluate` for every direction)"
+    )
   for name in NETWORKS:
     reader.require(
       step,

@@ -1,9 +1,10 @@
-"""One grain pipeline for every source: unpaired (A, B) training batches and samples.
+"""One grain pipeline for every source: unpaired (A, B, ...) training batches and samples.
 
 Per image, as the reference's UnalignedDataset with its default transforms: resize
 (bicubic) to load_size x load_size, random crop to crop_size, random horizontal flip,
-drawn independently for A and B; B is paired at random. An epoch is max(|A|, |B|)
-images: A is visited in a fresh permutation each epoch (index mod |A|), B uniformly.
+drawn independently for each domain; B (and C, ...) is paired at random. An epoch is
+the largest domain's size: A is visited in a fresh permutation each epoch (index mod
+|A|), every other domain uniformly.
 
 Every random choice is a function of (seed, global image index), so the stream is the
 same whatever the number of threads, hosts or restarts, and its position is one
@@ -39,12 +40,23 @@ class Source(Protocol):
 
 @dataclasses.dataclass
 class Domains:
-  """The four splits; test_A / test_B fall back to the train splits when absent."""
+  """Each domain's train and test source ({'A': ..., 'B': ...}); a domain without test
+  images falls back to its train split. `train_A`, `test_B`, ... name one source."""
 
-  train_A: Source
-  train_B: Source
-  test_A: Source
-  test_B: Source
+  train: dict[str, Source]
+  test: dict[str, Source]
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    return tuple(self.train)
+
+  def __getattr__(self, name: str) -> Source:
+    split, _, domain = name.partition("_")
+    if split in ("train", "test") and domain:
+      sources = self.__dict__[split]
+      if domain in sources:
+        return sources[domain]
+    raise AttributeError(name)
 
 
 def shapes_spec(config: ml_collections.ConfigDict) -> shapes.ShapesSpec:
@@ -72,26 +84,33 @@ def num_threads(config: ml_collections.ConfigDict) -> int:
   return max(1, min(cpus or 1, 16))
 
 
+def domain_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The run's domains, from config.pairs: ('A', 'B') for the CycleGAN."""
+  letters = {d for d in config.pairs.replace(",", "").replace(" ", "")}
+  return tuple(sorted(letters))
+
+
 def open_domains(
   config: ml_collections.ConfigDict, cache_file: pathlib.Path | None = None
 ) -> Domains:
-  """Opens the configured sources (raising UserError with what to fix).
+  """Opens the configured sources of every domain (raising UserError with what to fix).
 
   Args:
     config: the run's config.
     cache_file: where folder image checks are cached (a run's data_check file), or None.
   """
+  names = domain_names(config)
   if config.dataset == "shapes":
     spec = shapes_spec(config)
     return Domains(
-      *(shapes.ShapesSource(spec, split, d) for split in ("train", "test") for d in ("A", "B"))
+      *({d: shapes.ShapesSource(spec, split, d) for d in names} for split in ("train", "test"))
     )
   if config.dataset == "tfds":
     opened = {
       s: tfds_source.open_tfds(config.tfds_name, s, config.data_dir) for s in tfds_source.SPLITS
     }
     if all(v is not None for v in opened.values()):
-      return Domains(*(opened[s] for s in tfds_source.SPLITS))
+      return Domains(*({d: opened[f"{split}{d}"] for d in names} for split in ("train", "test")))
     if not config.download:
       raise UserError(
         f"TFDS dataset cycle_gan/{config.tfds_name} is not prepared in "
@@ -113,7 +132,8 @@ def _open_folders(config, root: pathlib.Path, cache: pathlib.Path | None) -> Dom
     raise UserError(f"config.data_dir={str(root)!r} is not a folder")
   min_size = config.crop_size if config.preprocess == "crop" else 0
   opened = {}
-  for split in tfds_source.SPLITS:
+  names = domain_names(config)
+  for split in (f"{kind}{d}" for kind in ("train", "test") for d in names):
     opened[split] = folder.open_folder(
       root,
       split,
@@ -123,7 +143,7 @@ def _open_folders(config, root: pathlib.Path, cache: pathlib.Path | None) -> Dom
       required=split.startswith("train"),
     )
   if config.preprocess == "resize_and_crop":
-    for split in ("trainA", "trainB"):
+    for split in (f"train{d}" for d in names):
       src = opened[split]
       small = [p for p, s in zip(src.paths, src.sizes, strict=True) if min(s) < config.crop_size]
       if small:
@@ -135,11 +155,11 @@ def _open_folders(config, root: pathlib.Path, cache: pathlib.Path | None) -> Dom
           config.load_size,
           small[0],
         )
-  for split in ("testA", "testB"):
+  for split in (f"test{d}" for d in names):
     if opened[split] is None:
       logging.info("%s has no %s/; sample grids use %s images", root, split, "train" + split[-1])
       opened[split] = opened["train" + split[-1]]
-  return Domains(*(opened[s] for s in tfds_source.SPLITS))
+  return Domains(*({d: opened[f"{kind}{d}"] for d in names} for kind in ("train", "test")))
 
 
 def augment(
@@ -171,10 +191,15 @@ def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 class UnpairedExample:
-  """Global image index j -> {'A': uint8 [crop, crop, 3], 'B': ...}. Picklable."""
+  """Global image index j -> {'A': uint8 [crop, crop, 3], 'B': ..., ...}. Picklable.
 
-  def __init__(self, train_A: Source, train_B: Source, config: ml_collections.ConfigDict):
-    self.A, self.B = train_A, train_B
+  Random streams per domain (numpy seeds [seed, stream, j]): A's augmentation 2; B's
+  pick 1 and augmentation 3 (as before more domains existed); domain k >= 2 (C, ...)
+  picks with 10 + k and augments with 20 + k.
+  """
+
+  def __init__(self, sources: dict[str, Source], config: ml_collections.ConfigDict):
+    self.sources = dict(sources)
     self.seed = config.seed
     self.kwargs = dict(
       preprocess=config.preprocess,
@@ -182,20 +207,32 @@ class UnpairedExample:
       crop_size=config.crop_size,
       flip=not config.no_flip,
     )
-    self.epoch_size = max(len(train_A), len(train_B))
+    self.epoch_size = max(len(s) for s in self.sources.values())
 
-  def indices(self, j: int) -> tuple[int, int]:
-    """Which A and which B image the j-th training example uses."""
+  @staticmethod
+  def _streams(k: int) -> tuple[int, int]:
+    """(pick, augmentation) stream numbers of the k-th domain (k >= 1)."""
+    return (1, 3) if k == 1 else (10 + k, 20 + k)
+
+  def indices(self, j: int) -> dict[str, int]:
+    """Which image of each domain the j-th training example uses."""
     epoch, pos = divmod(j, self.epoch_size)
-    a = int(_epoch_permutation(self.seed, epoch, self.epoch_size)[pos]) % len(self.A)
-    b = int(np.random.default_rng([self.seed, 1, j]).integers(len(self.B)))
-    return a, b
+    out = {}
+    for k, (name, source) in enumerate(self.sources.items()):
+      if k == 0:
+        out[name] = int(_epoch_permutation(self.seed, epoch, self.epoch_size)[pos]) % len(source)
+      else:
+        pick = self._streams(k)[0]
+        out[name] = int(np.random.default_rng([self.seed, pick, j]).integers(len(source)))
+    return out
 
   def __call__(self, j: int) -> dict[str, np.ndarray]:
-    a, b = self.indices(j)
-    rng_a = np.random.default_rng([self.seed, 2, j])
-    rng_b = np.random.default_rng([self.seed, 3, j])
-    return {"A": self._load(self.A, a, rng_a), "B": self._load(self.B, b, rng_b)}
+    out = {}
+    for k, (name, index) in enumerate(self.indices(j).items()):
+      stream = 2 if k == 0 else self._streams(k)[1]
+      rng = np.random.default_rng([self.seed, stream, j])
+      out[name] = self._load(self.sources[name], index, rng)
+    return out
 
   def _load(self, source: Source, index: int, rng: np.random.Generator) -> np.ndarray:
     image = source[index]
@@ -226,7 +263,7 @@ def train_dataset(
       f"config.batch_size={global_batch} is not divisible by the {process_count} processes"
     )
   local = global_batch // process_count
-  example = UnpairedExample(domains.train_A, domains.train_B, config)
+  example = UnpairedExample(domains.train, config)
 
   def global_index(n: int) -> int:
     return (n // local) * global_batch + process_index * local + n % local

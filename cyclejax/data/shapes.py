@@ -1,10 +1,15 @@
-"""The toy colorization set: colored shapes (domain A) and the same kinds in gray (B).
+"""The toy colorization set: colored shapes (domain A) and the same kinds in gray (B),
+and a third domain for multi-domain runs: the same kinds as depth maps (C).
 
 Made to study generator internals: domain A holds red circles and green triangles,
 domain B the same kinds of shapes all in one gray level, on a uniform background. A
-generator B -> A must infer the color from the shape. Everything is generated from a
-seed (no files), image by image, so any image of any split can be drawn in any order,
-and its ground truth (a label mask and the true colors) is always at hand.
+generator B -> A must infer the color from the shape. Domain C draws each shape as its
+"depth": every pixel's brightness is its distance to the shape's outline, divided by the
+largest such distance (the inradius), so it rises from 0 at the outline to 1 at the
+centre (the toy analogue of the depth domain of the multi-domain CycleGAN's road
+footage); every translation between A, B and C has an exact ground truth. Everything is
+generated from a seed (no files), image by image, so any image of any split can be drawn
+in any order, and its ground truth (a label mask and the true colors) is always at hand.
 
 Probe kinds beyond training ('square', 'rectangle') serve the studies of how a trained
 generator treats unseen shapes. `probe_set` draws the study's probe sets (unseen
@@ -35,7 +40,7 @@ COLORS = {
 }
 TRAIN_KINDS = ("circle", "triangle")
 SPLITS = {"train": 0, "test": 1}
-DOMAINS = {"A": 0, "B": 1}
+DOMAINS = {"A": 0, "B": 1, "C": 2}
 # Random aspect ratio (width / height) range of a rectangle drawn without one.
 ASPECT_RANGE = (0.4, 0.8)
 
@@ -95,12 +100,19 @@ class Sample:
     gray: [S, S, 3] uint8, the domain-B rendering (every shape at `spec.gray`).
     mask: [S, S] uint8 labels: 0 background, LABELS[kind] inside a shape of that kind.
     scenes: the shapes drawn.
+    depth: [S, S, 3] uint8, the domain-C rendering (distance to the outline, see
+      `scene_depth`; the background at `spec.background`).
   """
 
   rgb: np.ndarray
   gray: np.ndarray
   mask: np.ndarray
   scenes: tuple[Scene, ...]
+  depth: np.ndarray | None = None
+
+  def domain(self, name: str) -> np.ndarray:
+    """The rendering of domain 'A' (rgb), 'B' (gray) or 'C' (depth)."""
+    return {"A": self.rgb, "B": self.gray, "C": self.depth}[name]
 
   @property
   def scene(self) -> Scene:
@@ -220,24 +232,59 @@ def scene_mask(size: int, scene: Scene) -> np.ndarray:
   raise ValueError(f"unknown shape kind {scene.kind!r}; expected one of {KINDS}")
 
 
+def scene_depth(size: int, scene: Scene) -> np.ndarray:
+  """[size, size] float: each pixel centre's distance to the shape's outline over the
+  shape's inradius (1 at the centre, 0 on the outline and outside). Shapes are convex,
+  so the distance to the outline is the smallest distance to an edge (circle: to the
+  rim)."""
+  ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+  x, y = xs - scene.cx, ys - scene.cy
+  if scene.kind == "circle":
+    distance, inradius = scene.radius - np.hypot(x, y), scene.radius
+  else:
+    c, s = np.cos(-scene.angle), np.sin(-scene.angle)
+    u, v = c * x - s * y, s * x + c * y
+    if scene.kind == "triangle":
+      inradius = circumradius(scene) / 2
+      distance = np.min(
+        [
+          (u * np.cos(a) + v * np.sin(a)) + inradius
+          for a in (2 * np.pi * k / 3 + np.pi / 2 for k in range(3))
+        ],
+        axis=0,
+      )
+    elif scene.kind in ("square", "rectangle"):
+      hw, hh = _rect_half_sides(scene)
+      distance, inradius = np.minimum(hw - np.abs(u), hh - np.abs(v)), min(hw, hh)
+    else:
+      raise ValueError(f"unknown shape kind {scene.kind!r}; expected one of {KINDS}")
+  return np.clip(distance / inradius, 0.0, 1.0) * scene_mask(size, scene)
+
+
 def render(
   spec: ShapesSpec, scenes: Scene | tuple[Scene, ...], rng: np.random.Generator | None = None
 ) -> Sample:
-  """Renders shapes in both domains (noise, if any, drawn from `rng`)."""
+  """Renders shapes in every domain (noise, if any, drawn from `rng`)."""
   scenes = (scenes,) if isinstance(scenes, Scene) else tuple(scenes)
   mask = np.zeros((spec.size, spec.size), np.uint8)
   rgb = np.full((spec.size, spec.size, 3), spec.background, np.float32)
   gray = np.full((spec.size, spec.size, 3), spec.background, np.float32)
+  depth = np.full((spec.size, spec.size, 3), spec.background, np.float32)
   for scene in scenes:
     inside = scene_mask(spec.size, scene)
     mask[inside] = LABELS[scene.kind]
     rgb[inside] = COLORS[scene.kind]
     gray[inside] = spec.gray
+    depth[inside] = scene_depth(spec.size, scene)[inside][:, None]
   if spec.noise > 0:
     rng = rng or np.random.default_rng(0)
+    # The A and B noise first, as before domain C existed (same images for a seed).
     rgb = rgb + rng.normal(0.0, spec.noise, rgb.shape).astype(np.float32)
     gray = gray + rng.normal(0.0, spec.noise, gray.shape[:2] + (1,)).astype(np.float32)
-  return Sample(rgb=_to_uint8(rgb), gray=_to_uint8(gray), mask=mask, scenes=scenes)
+    depth = depth + rng.normal(0.0, spec.noise, depth.shape[:2] + (1,)).astype(np.float32)
+  return Sample(
+    rgb=_to_uint8(rgb), gray=_to_uint8(gray), mask=mask, scenes=scenes, depth=_to_uint8(depth)
+  )
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -260,8 +307,9 @@ def sample(spec: ShapesSpec, split: str, domain: str, index: int) -> Sample:
 class ShapesSource:
   """Random-access source of one split and domain: `source[i]` -> [S, S, 3] uint8.
 
-  Domain A returns the colored rendering, domain B the gray one; `ground_truth(i)`
-  returns the full `Sample` (the true colors and mask, also for domain B images).
+  Domain A returns the colored rendering, B the gray one, C the depth map;
+  `ground_truth(i)` returns the full `Sample` (the true colors, depth and mask, whatever
+  the domain of the image).
   """
 
   def __init__(self, spec: ShapesSpec, split: str, domain: str):
@@ -272,8 +320,7 @@ class ShapesSource:
     return self.spec.num(self.split)
 
   def __getitem__(self, index: int) -> np.ndarray:
-    s = sample(self.spec, self.split, self.domain, int(index))
-    return s.rgb if self.domain == "A" else s.gray
+    return sample(self.spec, self.split, self.domain, int(index)).domain(self.domain)
 
   def ground_truth(self, index: int) -> Sample:
     return sample(self.spec, self.split, self.domain, int(index))

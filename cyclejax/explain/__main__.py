@@ -37,7 +37,12 @@ from cyclejax.explain import cams, metrics, render
 from cyclejax.run import checkpoints
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
-_NET = flags.DEFINE_enum("net", "D_A", ["D_A", "D_B"], "The discriminator to explain.")
+_NET = flags.DEFINE_string(
+  "net",
+  "D_A",
+  "The discriminator to explain (D_A judges B and D_B judges A in a two-domain "
+  "run; D_X judges X with more domains).",
+)
 _IMAGES = flags.DEFINE_string(
   "images", None, "An image file, a folder of images, or shapes[:N] (the run's toy test set)."
 )
@@ -76,7 +81,7 @@ class Progress:
     sys.stderr.flush()
 
 
-def _load_inputs(spec: str, config, net: str, size: int):
+def _load_inputs(spec: str, config, topology, net: str, size: int):
   """-> (stems, uint8 images, masks or None) for --images."""
   if spec == "shapes" or spec.startswith("shapes:"):
     if config.dataset != "shapes":
@@ -87,7 +92,7 @@ def _load_inputs(spec: str, config, net: str, size: int):
     count = spec.partition(":")[2]
     if count and (not count.isdigit() or int(count) < 1):
       raise UserError(f"--images={spec}: N in shapes:N must be a positive integer")
-    domain = "B" if net == "D_A" else "A"  # D_A judges domain B, D_B domain A
+    domain = dict(topology.discriminators)[net]  # two domains: D_A judges B, D_B judges A
     source = shapes.ShapesSource(data.shapes_spec(config), "test", domain)
     n = min(int(count), len(source)) if count else len(source)
     stems = [f"shapes_test{domain}_{i:04d}" for i in range(n)]
@@ -165,13 +170,20 @@ def main(argv):
     raise UserError(f"--methods={','.join(_METHODS.value)}: expected some of {list(cams.METHODS)}")
   if not _LIST.value and (not _IMAGES.value or not _OUTPUT.value):
     raise UserError("--images and --output are required (or pass --list_layers)")
+  reader = checkpoints.Reader(_WORKDIR.value)
+  topology = reader.topology(reader.resolve_step(_STEP.value))
+  if net not in topology.discriminator_names:
+    raise UserError(
+      f"--net={net}: the discriminators of {_WORKDIR.value} are "
+      + ", ".join(f"{n} (judges {d})" for n, d in topology.discriminators)
+    )
   D, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
-  config = checkpoints.Reader(_WORKDIR.value).config(step)
+  config = reader.config(step)
   size = config.crop_size if _SIZE.value is None else _SIZE.value
   if _LIST.value:
     _print_layers(D, params, size or config.crop_size, net)
     return
-  stems, images, masks = _load_inputs(_IMAGES.value, config, net, size)
+  stems, images, masks = _load_inputs(_IMAGES.value, config, topology, net, size)
   probe = images[0].shape
   layers = [name for name, _ in cams.list_layers(D.apply, params, probe)]
   layer = _LAYER.value or cams.default_layer(D.apply, params, probe)

@@ -39,25 +39,22 @@ def comparison_figure(image: np.ndarray, maps: dict[str, np.ndarray], path: path
   image_lib.save_figure(fig, path, dpi=100)
 
 
-def sample_grid(
-  D, params: dict, sample_A: jax.Array, sample_B: jax.Array, methods: tuple[str, ...]
-) -> np.ndarray:
-  """CAMs of both discriminators on the real sample images, as one uint8 grid.
+def sample_grid(D, params: dict, judged: dict, methods: tuple[str, ...]) -> np.ndarray:
+  """CAMs of discriminators on real images of the domain each judges, as one uint8 grid.
 
-  D_A tells real B images from G_A's fakes, so it is explained on the B samples; D_B
-  on the A samples. Rows: for each B sample, real_B | D_A's map per method; then for
-  each A sample, real_A | D_B's map per method (jet overlays, default layer, target
-  'realism').
+  For the CycleGAN, D_A tells real B images from G_A's fakes, so it is explained on the
+  B samples, and D_B on the A samples. Rows: for each discriminator and each of its
+  images, image | its map per method (jet overlays, default layer, target 'realism').
 
   Args:
-    D: the discriminator module (both share it).
-    params: {'D_A': ..., 'D_B': ...} (the train state's params may hold more).
-    sample_A, sample_B: [N, H, W, 3] images in [-1, 1].
+    D: the discriminator module (every discriminator shares it).
+    params: {name: parameters} (the train state's params may hold more).
+    judged: {discriminator name: [N, H, W, 3] images in [-1, 1] of the domain it judges}.
     methods: method names (cams.METHODS).
   """
   rows = []
-  for name, images in (("D_A", sample_B), ("D_B", sample_A)):
-    # cams.explain compiles once per (D, methods, shapes): both discriminators share it.
+  for name, images in judged.items():
+    # cams.explain compiles once per (D, methods, shapes): every discriminator shares it.
     images = jnp.asarray(images, jnp.float32)
     maps = jax.device_get(cams.explain(D.apply, params[name], images, methods=tuple(methods)))
     u8 = image_lib.to_uint8(images)

@@ -31,13 +31,10 @@ from cyclejax.data import folder, shapes
 from cyclejax.data import images as image_lib
 from cyclejax.errors import UserError
 from cyclejax.explain import render
-from cyclejax.names import DIRECTIONS
 from cyclejax.run import checkpoints
 from cyclejax.run.workdir import Workdir
 from cyclejax.run.writer import read_jsonl
 
-# The discriminator that judges each direction's output (D_A judges fake B images).
-JUDGES = {"AtoB": "D_A", "BtoA": "D_B"}
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 50_000_000
 MAX_SIZE = 1024
@@ -121,12 +118,17 @@ class Session:
     self.step = self.reader.resolve_step(step)
     self.config = self.reader.config(self.step)
     items = self.reader.items(self.step)
-    names = [n for n in DIRECTIONS.values() if n in items]
-    if not names:
-      raise UserError(f"{self.workdir} step {self.step} has no generator (G_A or G_B)")
+    self.topology = self.reader.topology(self.step)
+    # Every direction whose generator the workdir holds: {'AtoB': 'G_A', ...}.
+    self.generators = {d: n for d, n in self.topology.directions.items() if n in items}
+    if not self.generators:
+      raise UserError(
+        f"{self.workdir} step {self.step} has no generator "
+        f"({', '.join(self.topology.generator_names)})"
+      )
     self.G, self.D = inference.networks(self.config)
-    self.params = self.reader.params_of(names, self.step)
-    self.directions = [d for d, n in DIRECTIONS.items() if n in self.params]
+    self.params = self.reader.params_of(list(self.generators.values()), self.step)
+    self.directions = list(self.generators)
     self.multiple = models.generator_multiple(self.G)
     self.size = self.config.crop_size
     self.max_upload_bytes = max_upload_bytes
@@ -150,7 +152,7 @@ class Session:
     layer_list = internals.layers(self.G, (self.size, self.size, 3))
     test = {}
     if self.domains is not None:
-      test = {"A": len(self.domains.test_A), "B": len(self.domains.test_B)}
+      test = {d: len(source) for d, source in self.domains.test.items()}
     return {
       "workdir": str(self.workdir),
       "step": self.step,
@@ -159,6 +161,7 @@ class Session:
       "ngf": self.config.ngf,
       "num_downs": self.config.num_downs,
       "directions": self.directions,
+      "generators": self.generators,
       "size": self.size,
       "sizes": [self.size * k for k in (1, 2, 4) if self.size * k <= MAX_SIZE] or [self.size],
       "multiple": self.multiple,
@@ -198,12 +201,12 @@ class Session:
     return {"input": key, "image": data_url(image), "shape": list(image.shape)}
 
   def input_test(self, domain: str, index: Any, size: Any = None) -> dict[str, Any]:
-    """Test image `index` of domain 'A' or 'B', resized to size x size."""
+    """Test image `index` of a domain ('A', 'B', ...), resized to size x size."""
     if self.domains is None:
       raise UserError(f"the run's data cannot be opened: {self.data_error}")
-    if domain not in ("A", "B"):
-      raise UserError(f"domain must be 'A' or 'B', not {domain!r}")
-    source = getattr(self.domains, f"test_{domain}")
+    if domain not in self.domains.test:
+      raise UserError(f"domain must be one of {list(self.domains.test)}, not {domain!r}")
+    source = self.domains.test[domain]
     try:
       i = int(index)
     except (TypeError, ValueError):
@@ -239,13 +242,13 @@ class Session:
         raise UserError(f"{name}={value} must lie in [{lo}, {hi}]")
     if aspect is not None and not 0 < aspect <= 1:
       raise UserError(f"aspect={aspect} must lie in (0, 1]")
-    if domain not in ("A", "B"):
-      raise UserError(f"domain must be 'A' or 'B', not {domain!r}")
+    if domain not in shapes.DOMAINS:
+      raise UserError(f"domain must be one of {list(shapes.DOMAINS)}, not {domain!r}")
     if seed < 0:
       raise UserError(f"seed={seed} must be >= 0")
     spec = shapes.ShapesSpec(size=size, shift=shift, noise=noise, background=background, gray=gray)
     sample = shapes.single(spec, kind, seed, aspect)
-    stored = self._store(sample.rgb if domain == "A" else sample.gray)
+    stored = self._store(sample.domain(domain))
     stored["truth"] = shapes.ground_truth(sample, background=background, gray=gray)
     return stored
 
@@ -286,7 +289,7 @@ class Session:
       layer_list = internals.layers(self.G, (1, *image.shape))
       scales = interventions.scales(self.G, layer_list)
       forward = internals.forward(self.G)
-      params = self.params[DIRECTIONS[direction]]
+      params = self.params[self.generators[direction]]
       x = image_lib.to_float(image[None])
       start = time.perf_counter()
       if scaled:
@@ -394,9 +397,10 @@ class Session:
 
   def score_cam(self, run_key: str, direction: str) -> dict[str, Any]:
     """Score-CAM of the judging discriminator on a run's output (if the workdir has it)."""
-    name = JUDGES.get(direction)
-    if name is None:
+    if direction not in self.topology.directions:
       raise UserError(f"unknown direction {direction!r}")
+    # The discriminator that judges the direction's output (D_A judges fake B images).
+    name = self.topology.judge(direction.partition("to")[2])
     with self._lock:
       run = self._runs.get(run_key)
       if run is None:

@@ -1,6 +1,11 @@
-"""The CycleGAN's state: its static half (networks, optimizers, loss weights) and the
-one pytree of everything that changes (four networks, two Adam states, two image
-pools, the PRNG key, the step), with the optimizer, the LR schedule and initialisation.
+"""The CycleGAN's state: its static half (topology, networks, optimizers, loss weights)
+and the one pytree of everything that changes (every network, two Adam states, an
+image pool per domain, the PRNG key, the step), with the optimizer, the LR schedule and
+initialisation.
+
+One N-domain formulation: the topology (`config.pairs`, `cyclejax.names.Topology`) says
+which generators and discriminators exist; the two-domain CycleGAN is the topology
+'AB' with the reference's names (G_A, G_B, D_A, D_B).
 
 Randomness: one typed PRNG key per run (`jax.random.key(seed)`), derived per step as
 fold_in(key, step) (big_vision's habit); every other draw is a named stream folded into
@@ -26,6 +31,7 @@ from flax import struct
 from cyclejax import models
 from cyclejax.gan import pool
 from cyclejax.gan.xai import XaiSettings
+from cyclejax.names import MASK_DISCRIMINATORS, TWO_DOMAINS, Topology
 
 
 class Stream(enum.IntEnum):
@@ -43,13 +49,20 @@ class Stream(enum.IntEnum):
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-  """Static loss settings of the step (hashable, part of the compiled step's identity)."""
+  """Static loss settings of the step (hashable, part of the compiled step's identity).
 
-  lambda_A: float = 10.0
-  lambda_B: float = 10.0
+  Attributes:
+    cycle: (generator, weight) of the cycle each generator starts (lambda_A of G_A,
+      lambda_XY of G_XY); the identity term of G_XY weighs lambda_YX * lambda_identity.
+  """
+
+  cycle: tuple[tuple[str, float], ...] = (("G_A", 10.0), ("G_B", 10.0))
   lambda_identity: float = 0.5
   gan_mode: str = "lsgan"
   cycle_noise: float = 0.0
+
+  def cycle_weight(self, generator: str) -> float:
+    return dict(self.cycle)[generator]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,13 +81,20 @@ class CycleGAN:
   pool_size: int
   # The LR schedule's numbers; the step reads them from the state (TrainState.lr_schedule).
   lr_schedule: tuple[float, float, float] = (2e-4, 1.0, 0.0)
-  xai: XaiSettings | None = None  # None: the reference CycleGAN
+  xai: XaiSettings | None = None  # None: no explanation-guided training (two domains only)
+  topology: Topology = TWO_DOMAINS
+
+  @property
+  def g_names(self) -> tuple[str, ...]:
+    """The generators (G_A, G_B; or G_AB, G_BA, ...), one per direction."""
+    return self.topology.generator_names
 
   @property
   def d_names(self) -> tuple[str, ...]:
-    """The discriminators: D_A, D_B, plus the mask discriminators with xai.mask_input."""
+    """The discriminators, one per domain, plus the xAI mask discriminators (Dm_A, Dm_B)
+    with xai.mask_input."""
     masked = self.xai is not None and self.xai.mask_input
-    return ("D_A", "D_B", "Dm_A", "Dm_B") if masked else ("D_A", "D_B")
+    return self.topology.discriminator_names + (MASK_DISCRIMINATORS if masked else ())
 
 
 class TrainState(struct.PyTreeNode):
@@ -82,11 +102,11 @@ class TrainState(struct.PyTreeNode):
 
   Attributes:
     step: updates done so far (int32).
-    params: {'G_A', 'G_B', 'D_A', 'D_B'} parameter trees.
-    opt_G: Adam state over {'G_A', 'G_B'}.
-    opt_D: Adam state over {'D_A', 'D_B'}.
-    pool_fake_A: past G_B outputs, shown to D_B.
-    pool_fake_B: past G_A outputs, shown to D_A.
+    params: {network name: parameter tree} ('G_A', 'G_B', 'D_A', 'D_B' for two domains).
+    opt_G: Adam state over every generator.
+    opt_D: Adam state over every discriminator.
+    pools: {domain: past fakes in that domain} ('A': G_B's outputs, shown to D_B), from
+      every generator that targets the domain.
     rng: the run's typed PRNG key; step randomness is fold_in(rng, step).
     lr_schedule: the learning-rate schedule's numbers (from the config, not saved).
   """
@@ -95,19 +115,18 @@ class TrainState(struct.PyTreeNode):
   params: dict[str, Any]
   opt_G: optax.OptState
   opt_D: optax.OptState
-  pool_fake_A: pool.ImagePool
-  pool_fake_B: pool.ImagePool
+  pools: dict[str, pool.ImagePool]
   rng: jax.Array
   lr_schedule: jax.Array  # float32[3]: lr, num_steps, decay steps (see schedule_params)
 
   def checkpoint_items(self) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(networks, train) as a checkpoint stores them (the key as raw uint32[2] data)."""
+    """(networks, train) as a checkpoint stores them: each pool as 'pool_fake_<domain>'
+    and the key as raw uint32[2] data, as two-domain checkpoints always had them."""
     train = {
       "step": self.step,
       "opt_G": self.opt_G,
       "opt_D": self.opt_D,
-      "pool_fake_A": self.pool_fake_A,
-      "pool_fake_B": self.pool_fake_B,
+      **{f"pool_fake_{d}": p for d, p in self.pools.items()},
       "rng": jax.random.key_data(self.rng),
     }
     return dict(self.params), train
@@ -118,7 +137,8 @@ class TrainState(struct.PyTreeNode):
     rng = train.pop("rng")
     if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
       rng = jax.random.wrap_key_data(rng)
-    return self.replace(params=dict(networks), rng=rng, **train)
+    pools = {k.removeprefix("pool_fake_"): train.pop(k) for k in list(train) if "pool_fake_" in k}
+    return self.replace(params=dict(networks), rng=rng, pools=pools, **train)
 
 
 def build_networks(
@@ -196,22 +216,30 @@ def with_learning_rate(opt_state: optax.OptState, lr: jax.Array) -> optax.OptSta
 
 
 def init_params(
-  G: nn.Module, D: nn.Module, seed: int, crop_size: int, d_names=("D_A", "D_B")
+  G: nn.Module,
+  D: nn.Module,
+  seed: int,
+  crop_size: int,
+  d_names=("D_A", "D_B"),
+  g_names=("G_A", "G_B"),
 ) -> dict[str, Any]:
-  """The four networks, each from its own PRNG key (as the reference inits each net).
+  """Every network, each from its own PRNG key (as the reference inits each net).
 
-  `d_names` may add mask discriminators (Dm_A, Dm_B), drawn from keys of their own
-  (Stream.MASK_DISCRIMINATORS + i) so that the four reference networks start the same
-  with or without them. The same seed gives the same weights on the same backend and
-  JAX version.
+  The generators and the topology's discriminators take split(key(seed), n) in that
+  order (G_A, G_B, D_A, D_B for two domains); the xAI mask discriminators (Dm_A, Dm_B)
+  are drawn from keys of their own (Stream.MASK_DISCRIMINATORS + i) so that the
+  reference networks start the same with or without them. The same seed gives the same
+  weights on the same backend and JAX version.
   """
   image = jax.ShapeDtypeStruct((1, crop_size, crop_size, 3), jnp.float32)
   base = jax.random.key(seed, impl="rbg")
-  k_ga, k_gb, k_da, k_db = jax.random.split(base, 4)
   init_G = jax.jit(lambda k: G.lazy_init(k, image)["params"])
   init_D = jax.jit(lambda k: D.lazy_init(k, image)["params"])
-  params = {"G_A": init_G(k_ga), "G_B": init_G(k_gb), "D_A": init_D(k_da), "D_B": init_D(k_db)}
-  for i, name in enumerate(n for n in d_names if n not in params):
+  masks = [n for n in d_names if n in MASK_DISCRIMINATORS]
+  nets = [*g_names, *(n for n in d_names if n not in masks)]
+  keys = jax.random.split(base, len(nets))
+  params = {n: (init_G if n in g_names else init_D)(k) for n, k in zip(nets, keys, strict=True)}
+  for i, name in enumerate(masks):
     params[name] = init_D(jax.random.fold_in(base, Stream.MASK_DISCRIMINATORS + i))
   return params
 
@@ -225,16 +253,20 @@ def build_gan(config: ml_collections.ConfigDict) -> CycleGAN:
     tx_G=make_optimizer(config),
     tx_D=make_optimizer(config),
     weights=LossWeights(
-      config.lambda_A,
-      config.lambda_B,
-      config.lambda_identity,
-      config.gan_mode,
-      config.cycle_noise,
+      cycle=tuple(
+        Topology(config.pairs)
+        .cycle_weights(config.lambda_A, config.lambda_B, config.lambdas)
+        .items()
+      ),
+      lambda_identity=config.lambda_identity,
+      gan_mode=config.gan_mode,
+      cycle_noise=config.cycle_noise,
     ),
     crop_size=config.crop_size,
     pool_size=config.pool_size,
     lr_schedule=tuple(float(v) for v in schedule_params(config)),
     xai=XaiSettings.from_config(config),
+    topology=Topology(config.pairs),
   )
 
 
@@ -245,8 +277,8 @@ def run_key(seed: int) -> jax.Array:
 
 def create_train_state(gan: CycleGAN, seed: int) -> TrainState:
   """A fresh state on the default device (the trainer replicates it over its mesh)."""
-  params = init_params(gan.G, gan.D, seed, gan.crop_size, gan.d_names)
-  params_G = {k: params[k] for k in ("G_A", "G_B")}
+  params = init_params(gan.G, gan.D, seed, gan.crop_size, gan.d_names, gan.g_names)
+  params_G = {k: params[k] for k in gan.g_names}
   params_D = {k: params[k] for k in gan.d_names}
   image_shape = (gan.crop_size, gan.crop_size, 3)
   return TrainState(
@@ -254,8 +286,7 @@ def create_train_state(gan: CycleGAN, seed: int) -> TrainState:
     params=params,
     opt_G=gan.tx_G.init(params_G),
     opt_D=gan.tx_D.init(params_D),
-    pool_fake_A=pool.ImagePool.create(gan.pool_size, image_shape),
-    pool_fake_B=pool.ImagePool.create(gan.pool_size, image_shape),
+    pools={d: pool.ImagePool.create(gan.pool_size, image_shape) for d in gan.topology.domains},
     rng=run_key(seed),
     lr_schedule=jnp.asarray(gan.lr_schedule, jnp.float32),
   )

@@ -83,13 +83,16 @@ def import_config(
   n_layers_D: int = 3,
   norm: str = "instance",
   num_downs: int | None = None,
+  pairs: str = "AB",
 ) -> ml_collections.ConfigDict:
-  """The config an imported workdir records: the defaults with these networks."""
+  """The config an imported workdir records: the defaults with these networks (and
+  domain pairs, for a multi-domain run's networks)."""
   make_arch(netG, ngf=ngf, norm=norm, num_downs=num_downs)
   make_arch(netD, ndf=ndf, n_layers_D=n_layers_D, norm=norm)
   c = config_lib.base_config()
   c.netG, c.ngf, c.netD, c.ndf, c.n_layers_D, c.norm = netG, ngf, netD, ndf, n_layers_D, norm
   c.num_downs = num_downs if netG == "unet" else None
+  c.pairs = pairs
   multiple = models.input_multiple(netG, c.num_downs)
   if c.crop_size % multiple:  # deep U-Nets: keep the recorded config valid
     c.crop_size = c.load_size = multiple

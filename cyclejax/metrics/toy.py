@@ -5,6 +5,10 @@ For gray -> RGB (G_B on domain-B shapes):
                    true hue (red 0, green 120) with chroma (max - min) >= 0.2 on 0..1;
   background_error mean |output - true background| over background pixels (0..1);
 and, for either direction, the cycle reconstruction error mean |rec - real| (0..1).
+Translations into the other domains of multi-domain runs (`translation_metrics`):
+  into B (gray)    shape_error: mean |output - the shape's gray level| over shape pixels
+  into C (depth)   shape_error: mean |output - the true depth| over shape pixels
+(both on 0..1, averaged over the three channels), and background_error as above.
 """
 
 import jax
@@ -110,3 +114,28 @@ def toy_metrics(
     np.concatenate(recs_B), np.stack([s.gray for s in samples_B])
   )
   return out
+
+
+def translation_metrics(
+  fake: np.ndarray, samples: list[shapes.Sample], spec: shapes.ShapesSpec, target: str
+) -> dict[str, float]:
+  """Exact metrics of translations into domain `target` ('A', 'B' or 'C') of the toy
+  images whose ground truth is `samples` (their scenes, whatever domain they came from).
+
+  Args:
+    fake: [N, H, W, 3] outputs, uint8 or floats in [0, 1].
+    samples: the ground truth of each input image.
+    spec: the shapes spec (background and gray levels).
+    target: the domain the outputs should belong to.
+  """
+  fake = np.asarray(fake)
+  fake = fake.astype(np.float64) / 255.0 if fake.dtype == np.uint8 else fake.astype(np.float64)
+  if target == "A":
+    return colorization(fake, samples, spec.background)
+  truth = np.stack([s.domain(target) for s in samples]).astype(np.float64) / 255.0
+  inside = np.stack([s.mask > 0 for s in samples])
+  error = np.abs(fake - truth).mean(axis=-1)
+  return {
+    "shape_error": float(error[inside].mean()),
+    "background_error": float(error[~inside].mean()),
+  }

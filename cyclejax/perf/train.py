@@ -58,7 +58,8 @@ def time_train_step(c, steps: int) -> dict:
   rng = np.random.default_rng(0)
   shape = (c.batch_size, c.crop_size, c.crop_size, 3)
   batch = multihost.global_batch(
-    {k: rng.integers(0, 256, shape, dtype=np.uint8) for k in ("A", "B")}, batch_sharding
+    {d: rng.integers(0, 256, shape, dtype=np.uint8) for d in gan.topology.domains},
+    batch_sharding,
   )
   step = train.compile_train_step(gan, state, mesh)
   start = time.perf_counter()
@@ -118,6 +119,8 @@ def time_torch_step(c, steps: int) -> dict:
     from cyclejax.perf import torch_step  # noqa: PLC0415
   except ImportError as e:
     raise UserError(f"--torch needs PyTorch: pip install 'cyclejax[torch]' ({e})") from e
+  if c.pairs != "AB":
+    raise UserError(f"--torch: the reference CycleGAN has two domains, not pairs={c.pairs!r}")
   if c.netG not in ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"):
     raise UserError(f"--torch: the reference has no netG {c.netG!r}")
   device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -163,6 +166,7 @@ def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batch
   """JSON rows for one config: one per variant, then PyTorch's with the ratio."""
   peak, peak_how = peak_for(c.dtype)
   settings = {
+    "pairs": c.pairs,
     "netG": c.netG,
     "ngf": c.ngf,
     "netD": c.netD,

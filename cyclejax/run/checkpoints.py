@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from cyclejax import config as config_lib
 from cyclejax.errors import UserError
 from cyclejax.names import MASK_DISCRIMINATORS as MASK_NETWORKS
-from cyclejax.names import NETWORKS, ROLES
+from cyclejax.names import NETWORKS, Topology
 from cyclejax.run.workdir import Workdir
 
 TREE_ITEMS = (*NETWORKS, *MASK_NETWORKS, "train")
@@ -36,10 +36,18 @@ def directory(workdir: str | pathlib.Path) -> pathlib.Path:
   return Workdir(workdir).checkpoints
 
 
-def _handlers():
-  handlers = {name: ocp.StandardCheckpointHandler() for name in TREE_ITEMS}
+def _handlers(networks=()):
+  handlers = {name: ocp.StandardCheckpointHandler() for name in (*TREE_ITEMS, *networks)}
   handlers.update({name: ocp.JsonCheckpointHandler() for name in JSON_ITEMS})
   return handlers
+
+
+def saved_items(workdir: str | pathlib.Path) -> set[str]:
+  """Names of every item any step of the workdir holds (networks of any topology)."""
+  root = directory(workdir)
+  if not root.is_dir():
+    return set()
+  return {p.name for step in root.iterdir() if step.is_dir() for p in step.iterdir() if p.is_dir()}
 
 
 def manager(
@@ -48,14 +56,23 @@ def manager(
   max_to_keep: int = 3,
   async_save: bool = True,
   create: bool = True,
+  networks=(),
 ) -> ocp.CheckpointManager:
-  """A CheckpointManager over the workdir's checkpoints (for writing or reading)."""
+  """A CheckpointManager over the workdir's checkpoints (for writing or reading).
+
+  Args:
+    networks: names of networks beyond the two-domain CycleGAN's (G_AB, D_C, ...): a
+      multi-domain run's writer names them; readers find them in the saved steps.
+  """
   options = ocp.CheckpointManagerOptions(
     max_to_keep=max_to_keep,
     create=create,
     enable_async_checkpointing=async_save,
   )
-  return ocp.CheckpointManager(directory(workdir), item_handlers=_handlers(), options=options)
+  names = {*networks, *(saved_items(workdir) - set(JSON_ITEMS))}
+  return ocp.CheckpointManager(
+    directory(workdir), item_handlers=_handlers(sorted(names)), options=options
+  )
 
 
 def save(
@@ -172,15 +189,27 @@ class Reader:
     """
     items = self.items(step)
     if name not in items:
-      present = [n for n in NETWORKS if n in items]
+      topology = self.topology(step)
+      if name not in topology.networks:
+        raise UserError(
+          f"{self.workdir} (pairs {topology.spec}) has no network {name!r}; its networks are "
+          f"{', '.join(topology.networks)}"
+        )
       if not hint:
-        files = " ".join(f"--{n}=FILE.pth" for n in sorted({*present, name}, key=NETWORKS.index))
+        order = list(topology.networks)
+        present = [n for n in order if n in items]
+        files = " ".join(f"--{n}=FILE.pth" for n in sorted({*present, name}, key=order.index))
         hint = (
           f"it was imported without it. Import {name} with the networks you need into a new "
           f"workdir: `python -m cyclejax.import_torch --workdir=NEW_DIR {files}` (with the "
           "same --netG/--ngf/--netD/--ndf/--norm flags)"
         )
-      raise UserError(f"{self.workdir} step {step} has no {name} ({ROLES.get(name, name)}); {hint}")
+      role = topology.role(name)
+      raise UserError(f"{self.workdir} step {step} has no {name} ({role}); {hint}")
+
+  def topology(self, step: int | None = None) -> Topology:
+    """The run's domains and networks (config.pairs; 'AB' for runs written before it)."""
+    return Topology(self.config(step).pairs)
 
   def params(self, name: str, step: int | None = None, sharding=None) -> Any:
     """The parameters of one network, restored onto `sharding` (default: one device)."""

@@ -19,7 +19,7 @@ import ml_collections
 
 from cyclejax.data.images import atomic_write
 from cyclejax.errors import UserError
-from cyclejax.names import NETWORKS
+from cyclejax.names import Topology
 from cyclejax.run import checkpoints
 from cyclejax.run.workdir import Workdir
 
@@ -51,9 +51,10 @@ def create_workdir(
     The workdir's resolved path.
   """
   workdir = pathlib.Path(workdir).expanduser().resolve()
-  unknown = set(networks) - set(NETWORKS)
+  allowed = Topology(config.pairs).networks
+  unknown = set(networks) - set(allowed)
   if unknown or not networks:
-    raise UserError(f"networks must be a non-empty subset of {list(NETWORKS)}")
+    raise UserError(f"networks must be a non-empty subset of {list(allowed)}")
   check_new_workdir(workdir)
   # mkdir, not tempfile.mkdtemp: the workdir keeps the user's umask instead of 0700.
   tmp = workdir.parent / f".{workdir.name}.importing-{os.getpid()}-{secrets.token_hex(4)}"
@@ -63,7 +64,7 @@ def create_workdir(
   except OSError as e:
     raise UserError(f"cannot create a workdir in {workdir.parent}: {e.strerror}") from None
   try:
-    with checkpoints.manager(tmp, max_to_keep=1, async_save=False) as mngr:
+    with checkpoints.manager(tmp, max_to_keep=1, async_save=False, networks=allowed) as mngr:
       checkpoints.save(mngr, 0, networks=networks, config=config)
       mngr.wait_until_finished()
     files = Workdir(tmp)

@@ -7,24 +7,29 @@ import numpy as np
 from cyclejax.data import images as image_lib
 from cyclejax.names import LOSS_NAMES
 
-# The sample grid's columns per direction (the reference's visual names).
-SAMPLE_ROWS = (("real_A", "fake_B", "rec_A", "idt_B"), ("real_B", "fake_A", "rec_B", "idt_A"))
 
+def sample_grid(groups: dict[str, tuple]) -> np.ndarray:
+  """One row per sample image: real | fake | reconstruction | identity, for each
+  generator in turn ({generator: (real, fake, rec, idt)} of [-1, 1] arrays [N, H, W, 3]).
 
-def sample_grid(images: dict[str, np.ndarray]) -> np.ndarray:
-  """Rows per sample: real_A | fake_B | rec_A | idt_B, then real_B | fake_A | rec_B | idt_A."""
-  u8 = {k: image_lib.to_uint8(v) for k, v in images.items()}
+  For the CycleGAN: real_A | fake_B | rec_A | idt_B rows, then real_B | fake_A | rec_B |
+  idt_A rows.
+  """
   rows = []
-  for columns in SAMPLE_ROWS:
-    for i in range(u8[columns[0]].shape[0]):
-      rows.append([u8[k][i] for k in columns])
+  for images in groups.values():
+    u8 = [image_lib.to_uint8(x) for x in images]
+    for i in range(u8[0].shape[0]):
+      rows.append([x[i] for x in u8])
   return image_lib.image_grid(rows)
 
 
 def loss_curves(records: list[dict], path: pathlib.Path, names=LOSS_NAMES) -> None:
   """One panel per loss over steps (raw values and a moving average)."""
   plt = image_lib.pyplot()
-  fig, axes = plt.subplots(2, 4, figsize=(16, 6), sharex=True)
+  rows = -(-len(names) // 4)
+  fig, axes = plt.subplots(rows, 4, figsize=(16, 3 * rows), sharex=True, squeeze=False)
+  for ax in axes.ravel()[len(names) :]:
+    ax.axis("off")
   for ax, name in zip(axes.ravel(), names, strict=False):
     points = [(r["step"], r[name]) for r in records if isinstance(r.get(name), int | float)]
     if points:

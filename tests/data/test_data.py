@@ -81,13 +81,13 @@ def test_an_epoch_visits_every_A_image_once():
   config = tiny_config()
   config.shapes.num_train = 8
   domains = data.open_domains(config)
-  example = data.UnpairedExample(domains.train_A, domains.train_B, config)
+  example = data.UnpairedExample(domains.train, config)
   assert example.epoch_size == 8
   for epoch in range(2):
-    seen = [example.indices(epoch * 8 + j)[0] for j in range(8)]
+    seen = [example.indices(epoch * 8 + j)["A"] for j in range(8)]
     assert sorted(seen) == list(range(8))
-  assert [example.indices(j)[0] for j in range(8)] != [
-    example.indices(8 + j)[0] for j in range(8)
+  assert [example.indices(j)["A"] for j in range(8)] != [
+    example.indices(8 + j)["A"] for j in range(8)
   ]  # reshuffled each epoch
 
 
@@ -247,3 +247,16 @@ def test_bad_archive_is_a_clear_error(tmp_path):
       "horse2zebra", tmp_path / "out", (tmp_path / "missing.zip").as_uri()
     )
   assert not (tmp_path / "out" / "horse2zebra").exists()
+
+
+def test_a_third_domain_leaves_the_first_two_streams_unchanged():
+  two = data.open_domains(tiny_config())
+  three = data.open_domains(tiny_config(pairs="AB,AC"))
+  assert sorted(three.train) == ["A", "B", "C"] and three.test_C.name == "shapes/testC"
+  ex2 = data.UnpairedExample(two.train, tiny_config())
+  ex3 = data.UnpairedExample(three.train, tiny_config(pairs="AB,AC"))
+  for j in range(6):
+    a, b = ex2(j), ex3(j)
+    np.testing.assert_array_equal(a["A"], b["A"])
+    np.testing.assert_array_equal(a["B"], b["B"])
+    assert b["C"].shape == b["A"].shape

@@ -458,7 +458,12 @@ function setupScoreCam() {
 
 function setupControls(info) {
   const direction = $('#direction');
-  for (const d of info.directions) direction.add(new Option(d === 'AtoB' ? 'A → B (G_A)' : 'B → A (G_B)', d));
+  for (const d of info.directions) {
+    direction.add(new Option(`${d[0]} → ${d[d.length - 1]} (${info.generators[d]})`, d));
+  }
+  const testDomain = $('#test-domain');
+  testDomain.innerHTML = '';
+  for (const d of Object.keys(info.test_images)) testDomain.add(new Option(d, d));
   state.direction = info.directions.includes('BtoA') ? 'BtoA' : info.directions[0];
   direction.value = state.direction;
   direction.addEventListener('change', () => {
