@@ -236,9 +236,7 @@ def test_restart_after_a_kill_ends_with_the_same_parameters(trained_workdir, tmp
   shutil.rmtree(killed / "checkpoints" / "4")
   resumed = train.train_and_evaluate(tiny_config(), str(killed))
   chex.assert_trees_all_equal(jax.device_get(resumed.params), jax.device_get(final.params))
-  chex.assert_trees_all_equal(
-    jax.device_get(resumed.pools["A"]), jax.device_get(final.pools["A"])
-  )
+  chex.assert_trees_all_equal(jax.device_get(resumed.pools["A"]), jax.device_get(final.pools["A"]))
   # The log does not double back: steps after the checkpoint were rewritten once.
   steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
   assert steps == [1, 2, 4]
