@@ -391,7 +391,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           window_start, window_steps = now, 0
 
         if periodic.itstime(step, config.sample_every, total):
-          grid = plots.sample_grid(jax.device_get(sample_fn(state.params, sample_A, sample_B)))
+          samples = jax.device_get(sample_fn(state.params, sample_A, sample_B))
+          grid = plots.sample_grid(samples, step=step)
           if primary:
             image_lib.save_png(grid, run.sample(step))
           writer.write_image(step, "samples", grid)
