@@ -265,10 +265,10 @@ def format_table(results: dict) -> str:
     for key in ("fid_error", "kid_error"):
       if key in e:
         lines.append(f"  {direction} {key.split('_')[0].upper()}: {e[key]}")
-  if results.get("missing"):
-    lines.append(f"FID, KID: {results['missing']}")
   if results.get("fid_note"):
     lines.append(f"FID: {results['fid_note']}")
+  if results.get("missing"):
+    lines.append(f"FID, KID: {results['missing']}")
   elif results["directions"]:
     first = next(iter(results["directions"].values()))
     if first.get("kid_subset_size"):

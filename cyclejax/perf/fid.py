@@ -48,8 +48,8 @@ def fid(*, batch: int = 8, repeats: int = 3, with_torch: bool = False) -> list[d
   features = run()
   compile_seconds = time.perf_counter() - start
   seconds, cpu = best_times(run, repeats)
-  one = xla.jit(inception_lib._per_batch(net.module)).lower(net.variables, images[:1]).compile()
-  flops = xla_flops(one)
+  # XLA's count of one image's forward (lowered only: no second compilation).
+  flops = xla_flops(xla.jit(inception_lib._per_batch(net.module)).lower(net.variables, images[:1]))
   peak, _, peak_source = peak_flops()
   common = {
     "bench": "fid",

@@ -46,7 +46,7 @@ def read_evaluations(workdir: "str | pathlib.Path | Workdir") -> list[dict]:
 
 
 def _column_order(name: str) -> tuple:
-  groups = ("fid_", "kid_", "kid_std_", "cycle_l1_", "cycle_psnr_", "color_accuracy", "background")
+  groups = ("fid_", "kid_", "cycle_l1_", "cycle_psnr_", "color_accuracy", "background")
   for i, prefix in enumerate(groups):
     if name.startswith(prefix):
       return (i, name)
@@ -55,7 +55,6 @@ def _column_order(name: str) -> tuple:
 
 def _heading(name: str) -> str:
   for prefix, label in (
-    ("kid_std_", "KID std x1e3 "),
     ("kid_", "KID x1e3 "),
     ("fid_", "FID "),
     ("cycle_l1_", "cycle L1 "),
@@ -76,13 +75,23 @@ def _cell(name: str, value) -> str:
   return f"{value:.4f}" if abs(value) < 1 else f"{value:.3f}"
 
 
+def _spread(name: str, values: dict) -> str:
+  """' ± std' for a KID column."""
+  std = f"kid_std_{name.removeprefix('kid_')}"
+  return f" ± {_cell(name, values[std])}" if name.startswith("kid_") and std in values else ""
+
+
 def evaluation_table(evaluations: list[dict]) -> str:
-  """An HTML table of the evaluations, newest step first."""
-  names = sorted({k for e in evaluations for k in e.get("scalars", {})}, key=_column_order)
+  """An HTML table of the evaluations, newest step first (KID as mean ± std)."""
+  names = sorted(
+    {k for e in evaluations for k in e.get("scalars", {}) if not k.startswith("kid_std_")},
+    key=_column_order,
+  )
   head = "".join(f"<th>{html.escape(_heading(n))}</th>" for n in names)
   rows = []
   for e in sorted(evaluations, key=lambda e: -e["step"]):
-    cells = "".join(f"<td>{_cell(n, e.get('scalars', {}).get(n))}</td>" for n in names)
+    values = e.get("scalars", {})
+    cells = "".join(f"<td>{_cell(n, values.get(n))}{_spread(n, values)}</td>" for n in names)
     rows.append(f"<tr><td>{e['step']}</td><td>{html.escape(str(e.get('resize')))}</td>{cells}</tr>")
   return (
     f"<table><thead><tr><th>step</th><th>FID resize</th>{head}</tr></thead>"
