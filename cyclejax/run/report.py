@@ -17,6 +17,7 @@ written whole (temporary sibling, then rename).
 import datetime
 import html
 import json
+import math
 import pathlib
 
 from cyclejax.data import images as image_lib
@@ -26,11 +27,22 @@ from cyclejax.run.writer import read_jsonl
 
 
 def write_evaluation(workdir: "str | pathlib.Path | Workdir", results: dict) -> pathlib.Path:
-  """Writes an evaluation (cyclejax.metrics.evaluate's dict) as eval/<step>.json."""
+  """Writes an evaluation (cyclejax.metrics.evaluate's dict) as eval/<step>.json; a
+  number that is not finite (a diverged run) is written as its name ('nan'), as
+  metrics.jsonl does, so the file stays valid JSON."""
   run = Workdir(workdir)
-  return image_lib.atomic_write(
-    run.eval_json(results["step"]), json.dumps(results, indent=2, allow_nan=False) + "\n"
-  )
+  text = json.dumps(_finite(results), indent=2, allow_nan=False)
+  return image_lib.atomic_write(run.eval_json(results["step"]), text + "\n")
+
+
+def _finite(value):
+  if isinstance(value, dict):
+    return {k: _finite(v) for k, v in value.items()}
+  if isinstance(value, list | tuple):
+    return [_finite(v) for v in value]
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)
+  return value
 
 
 def read_evaluations(workdir: "str | pathlib.Path | Workdir") -> list[dict]:

@@ -57,7 +57,7 @@ def test_results_page_shows_samples_losses_and_evaluations_over_steps(tmp_path):
   run.metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
   for step in (10, 20, 30):
     image_lib.save_png(np.zeros((8, 8, 3), np.uint8), run.sample(step))
-  for step, fid in ((10, 80.0), (30, 40.0)):
+  for step, fid in ((10, 80.0), (20, float("nan")), (30, 40.0)):  # 20: a diverged run
     results = {
       "step": step,
       "resize": "pytorch-fid",
@@ -73,7 +73,8 @@ def test_results_page_shows_samples_losses_and_evaluations_over_steps(tmp_path):
   assert refs.sources[0] == "samples/step_0000030.png"  # the latest grid first
   assert {"eval_curves.png", "loss_curves.png", "samples/step_0000010.png"} <= set(refs.sources)
   assert all((tmp_path / s).is_file() for s in refs.sources)
-  assert refs.rows == 3  # the header and one row per evaluation
+  assert refs.rows == 4  # the header and one row per evaluation
+  assert json.loads(run.eval_json(20).read_text())["scalars"]["fid_AtoB"] == "nan"
   assert text.index("<td>30</td>") < text.index("<td>10</td>")  # newest first
   assert "40.00" in text and "10.00 ± 2.00" in text and "no Inception weights given" in text
 
