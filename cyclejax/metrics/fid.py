@@ -29,7 +29,6 @@ clipped to the smaller set, as clean-fid does, and the m used is reported.
 
 import hashlib
 import json
-import os
 import pathlib
 import warnings
 from collections.abc import Callable
@@ -153,12 +152,6 @@ def folder_key(paths: list[pathlib.Path], **settings) -> dict:
     st = pathlib.Path(p).stat()
     files.append([str(pathlib.Path(p).resolve()), st.st_size, st.st_mtime_ns])
   return {"files": files, **settings}
-
-
-def default_cache_dir() -> pathlib.Path:
-  """$XDG_CACHE_HOME/cyclejax/fid (~/.cache/cyclejax/fid): for folders outside a run."""
-  root = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-  return pathlib.Path(root) / "cyclejax" / "fid"
 
 
 def cache_file(cache_dir: pathlib.Path, key: dict) -> pathlib.Path:

@@ -3,9 +3,9 @@
 `write_page(workdir)` (re)writes the page from what the workdir holds, so the trainer
 can call it at every sample step and the tools after they add something:
 
-  - the latest sample grid, large, and the earlier ones (newest first);
   - the evaluations over steps: a table (one row per eval/<step>.json) and
     eval_curves.png (each metric over steps), with the FID resize mode beside them;
+  - the latest sample grid, large, and the earlier ones (newest first, at the end);
   - the loss curves (loss_curves.png, redrawn from metrics.jsonl, with a legend);
   - the latest discriminator explanation grid, when the run writes them.
 
@@ -167,18 +167,7 @@ def write_page(workdir: "str | pathlib.Path | Workdir", title: str | None = None
     f"<p class='meta'>{html.escape(str(run.path))} &middot; last logged step {last_step} "
     f"&middot; page written {html.escape(now)}<br>{html.escape(settings)}</p>",
   ]
-  parts.append("<section><h2>Samples</h2>")
-  if samples:
-    latest = run.samples / samples[-1]
-    parts.append(
-      "<p class='note'>Per test image: <b>real_A fake_B rec_A idt_B</b> (A translated to B, "
-      "back to A, and G_B applied to A, which should change nothing), then <b>real_B fake_A "
-      "rec_B idt_A</b>.</p>"
-    )
-    parts.append(_img(run, latest, samples[-1], "grid"))
-  else:
-    parts.append("<p>No sample grid yet (one every config.sample_every steps).</p>")
-  parts.append("</section><section><h2>Evaluation</h2>")
+  parts.append("<section><h2>Evaluation</h2>")
   if evaluations:
     latest_eval = evaluations[-1]
     if latest_eval.get("inception"):
@@ -197,6 +186,17 @@ def write_page(workdir: "str | pathlib.Path | Workdir", title: str | None = None
       "<p>No evaluation yet: <code>python -m cyclejax.evaluate "
       f"--workdir={html.escape(str(run.path))}</code> writes one.</p>"
     )
+  parts.append("</section><section><h2>Samples</h2>")
+  if samples:
+    latest = run.samples / samples[-1]
+    parts.append(
+      "<p class='note'>Per test image: <b>real_A fake_B rec_A idt_B</b> (A translated to B, "
+      "back to A, and G_B applied to A, which should change nothing), then <b>real_B fake_A "
+      "rec_B idt_A</b>.</p>"
+    )
+    parts.append(_img(run, latest, samples[-1], "grid"))
+  else:
+    parts.append("<p>No sample grid yet (one every config.sample_every steps).</p>")
   parts.append("</section><section><h2>Losses</h2>")
   if records and run.loss_curves.exists():
     parts.append(_img(run, run.loss_curves, "loss curves"))
