@@ -221,14 +221,15 @@ def evaluate(
 def scalars(results: dict) -> dict[str, float]:
   """The numbers of a result as flat names for logs and TensorBoard: fid_AtoB, kid_AtoB,
   kid_std_AtoB, cycle_l1_AtoB, cycle_psnr_AtoB, ..., and the toy metrics by their names
-  (color_accuracy, color_accuracy/circle, background_error, cycle_error_A, ...)."""
+  (color_accuracy, color_accuracy/circle, background_error)."""
   out = {}
   for direction, entry in results.get("directions", {}).items():
     for key in ("fid", "kid", "kid_std", "cycle_l1", "cycle_psnr"):
       if isinstance(entry.get(key), int | float):
         out[f"{key}_{direction}"] = float(entry[key])
   for key, value in results.get("toy", {}).items():
-    if key != "images" and isinstance(value, int | float):
+    # The toy's cycle errors are cycle_l1 of the directions (before clipping): not repeated.
+    if key != "images" and not key.startswith("cycle_error") and isinstance(value, int | float):
       out[key] = float(value)
   return out
 
