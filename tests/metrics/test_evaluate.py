@@ -13,6 +13,7 @@ from test_fid import tiny_net
 from cyclejax import data
 from cyclejax.analysis import inference
 from cyclejax.data.images import to_float, to_uint8
+from cyclejax.metrics import batches
 from cyclejax.metrics import evaluate as evaluation
 from cyclejax.metrics import fid as fid_lib
 from cyclejax.metrics import inception as inception_lib
@@ -101,3 +102,7 @@ def test_real_features_of_a_folder_dataset_are_cached(run, tmp_path):
   assert again["directions"] == first["directions"]
   clean = evaluation.evaluate(config, params, 4, **kwargs, resize="clean")
   assert len(list(cache.iterdir())) == 4 and clean["directions"]["AtoB"]["resize"] == "clean"
+  # Three evaluations of both directions compiled the translation once (the trainer's
+  # repeated calls must not recompile).
+  translate = batches._compiled(evaluation._cycle_per_batch(G), batches.data_mesh())
+  assert translate._cache_size() == 1
