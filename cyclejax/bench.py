@@ -6,12 +6,14 @@
   python -m cyclejax.bench scorecam [--size=256] [--images=1] [--chunk_size=0] [--ndf=64]
       [--variants=vectorized,loop] [--repeats=1]
   python -m cyclejax.bench explorer --workdir=W [--step=N] [--bench_updates=20]
+  python -m cyclejax.bench fid [--fid_batch=8] [--repeats=3] [--torch]
   python -m cyclejax.bench all [--torch]   # the standard train grid, then scorecam
 
 Each subcommand prints one JSON line per variant it measures, with its speed,
 `peak_memory_bytes`, the device, the versions, the compiler options and the load
 average. The measurements live in cyclejax.perf: `train` (cyclejax.perf.train),
-`scorecam` (cyclejax.perf.scorecam), `explorer` (cyclejax.perf.explorer); their
+`scorecam` (cyclejax.perf.scorecam), `explorer` (cyclejax.perf.explorer), `fid`
+(cyclejax.perf.fid); their
 docstrings say what is timed and how.
 """
 
@@ -24,6 +26,7 @@ from absl import flags
 from cyclejax import cli
 from cyclejax.errors import UserError
 from cyclejax.perf import explorer as explorer_bench
+from cyclejax.perf import fid as fid_bench
 from cyclejax.perf import scorecam as scorecam_bench
 from cyclejax.perf import train as train_bench
 
@@ -32,7 +35,9 @@ _IMAGES = flags.DEFINE_integer("images", 1, "scorecam: images explained in one c
 _CHUNK = flags.DEFINE_integer("chunk_size", 0, "scorecam: maps per chunk (0: the default).")
 _NDF = flags.DEFINE_integer("ndf", 64, "scorecam: discriminator width (64 = the reference).")
 _VARIANTS = flags.DEFINE_list("variants", list(scorecam_bench.VARIANTS), "scorecam: variants.")
-_REPEATS = flags.DEFINE_integer("repeats", 1, "scorecam: timed runs per variant (best reported).")
+_REPEATS = flags.DEFINE_integer(
+  "repeats", None, "scorecam (default 1), fid (default 3): timed runs per variant (best reported)."
+)
 _CONFIG = flags.DEFINE_string("config", "configs/shapes.py", "train: config file[:arg].")
 _STEPS = flags.DEFINE_integer("steps", 20, "train: timed steps (0: compile only).")
 _REMAT = flags.DEFINE_boolean("remat", None, "train: config.remat (default: the config's).")
@@ -43,7 +48,8 @@ _CROP = flags.DEFINE_integer("crop_size", 0, "train: crop size (0: the config's)
 _TRAIN_VARIANTS = flags.DEFINE_list(
   "train_variants", ["baseline"], "train: baseline, xai (gradient masking), xai_mask."
 )
-_TORCH = flags.DEFINE_boolean("torch", False, "train: also time the PyTorch step.")
+_TORCH = flags.DEFINE_boolean("torch", False, "train, fid: also time the same in PyTorch.")
+_FID_BATCH = flags.DEFINE_integer("fid_batch", 8, "fid: 299x299 images per call.")
 _INPUT_BATCHES = flags.DEFINE_integer("input_batches", 20, "train: batches to time the input.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "explorer: the workdir to explore.")
 _STEP = flags.DEFINE_integer("step", None, "explorer: checkpoint step (default: the latest).")
@@ -57,7 +63,7 @@ def scorecam() -> list[dict]:
     ndf=_NDF.value,
     variants=_VARIANTS.value,
     chunk_size=_CHUNK.value,
-    repeats=_REPEATS.value,
+    repeats=_REPEATS.value or 1,
   )
 
 
@@ -86,6 +92,10 @@ def explorer() -> list[dict]:
   return explorer_bench.explorer(_WORKDIR.value, _STEP.value, _UPDATES.value)
 
 
+def fid() -> list[dict]:
+  return fid_bench.fid(batch=_FID_BATCH.value, repeats=_REPEATS.value or 3, with_torch=_TORCH.value)
+
+
 def all_benchmarks() -> list[dict]:
   """The standard train grid (its rows printed as they come), then Score-CAM's rows."""
   train_bench.standard_grid(
@@ -102,6 +112,7 @@ SUBCOMMANDS: dict[str, Callable[[], list[dict]]] = {
   "train": train,
   "scorecam": scorecam,
   "explorer": explorer,
+  "fid": fid,
   "all": all_benchmarks,
 }
 

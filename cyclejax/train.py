@@ -228,13 +228,24 @@ def init_state_on(gan: CycleGAN, seed: int, mesh) -> TrainState:
 
 def translate_samples(topology, G, params: dict, samples: dict[str, jax.Array]):
   """Per generator G_XY, [-1, 1] images of the X samples: (real, fake, reconstruction by
-  G_YX, identity G_YX(x)); for the CycleGAN's G_A: real_A, fake_B, rec_A, idt_B."""
+  G_YX, identity G_YX(x)); labelled by `sample_labels`."""
   gen = lambda name, x: G.apply({"params": params[name]}, x)
   out = {}
   for name, src, _ in topology.generators:
     back = topology.reverse(name)
     fake = gen(name, samples[src])
     out[name] = (samples[src], fake, gen(back, fake), gen(back, samples[src]))
+  return out
+
+
+def sample_labels(topology) -> dict[str, tuple[str, str, str, str]]:
+  """The columns of each generator's samples: real_A fake_B rec_A idt_B for the
+  CycleGAN's G_A (the reference's visual names); real_A fake_B=G_AB rec_A idt_BA for G_AB
+  of a larger run."""
+  out = {}
+  for name, src, dst in topology.generators:
+    fake = f"fake_{dst}" if topology.two_domain else f"fake_{dst}={name}"
+    out[name] = (f"real_{src}", fake, f"rec_{src}", topology.identity_loss(topology.reverse(name)))
   return out
 
 
@@ -345,6 +356,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     for d in topo.domains
   }
   sample_fn = xla.jit(functools.partial(translate_samples, topo, gan.G))
+  labels = sample_labels(topo)
 
   step_fn = compile_train_step(gan, state, mesh)
   writer = MetricWriter(run, resume_step=start) if primary else NullWriter()
@@ -403,7 +415,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
           window_start, window_steps = now, 0
 
         if periodic.itstime(step, config.sample_every, total):
-          grid = plots.sample_grid(jax.device_get(sample_fn(state.params, samples)))
+          images = jax.device_get(sample_fn(state.params, samples))
+          groups = {g: tuple(zip(labels[g], images[g], strict=True)) for g in images}
+          grid = plots.sample_grid(groups, step=step)
           if primary:
             image_lib.save_png(grid, run.sample(step))
           writer.write_image(step, "samples", grid)

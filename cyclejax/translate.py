@@ -1,7 +1,7 @@
 """Translates images with a workdir's generator.
 
   python -m cyclejax.translate --workdir=runs/shapes --direction=BtoA \
-      --input=photos/ --output=out/ [--step=N] [--size=N] [--batch_size=8]
+      --input=photos/ --output=out/ [--step=N] [--size=N] [--batch_size=8] [--pairs]
 
 AtoB uses G_A, BtoA uses G_B (only that network is loaded); a run over more domains
 translates any of its directions (AtoC with G_AC, ...). Each input image becomes
@@ -9,6 +9,8 @@ translates any of its directions (AtoC with G_AC, ...). Each input image becomes
 not multiples of 4 (ResNet) or 2**num_downs (U-Net) are reflect-padded up to the next
 multiple for the generator and the result is cropped back to the input size. With
 --size=N every image is first resized (bicubic) to N x N, as the reference test script.
+With --pairs each output shows the input (as the generator saw it) and its translation
+side by side.
 Unreadable files are reported by path and skipped.
 """
 
@@ -31,6 +33,7 @@ _OUTPUT = flags.DEFINE_string("output", None, "Folder for the translated PNGs.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _SIZE = flags.DEFINE_integer("size", 0, "Resize inputs to SIZE x SIZE first (0: keep size).")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per generator call.")
+_PAIRS = flags.DEFINE_boolean("pairs", False, "Write input | output side by side.")
 flags.mark_flags_as_required(["workdir", "input", "output"])
 
 
@@ -52,8 +55,11 @@ def main(argv):
   out_dir = pathlib.Path(_OUTPUT.value).expanduser()
   out_dir.mkdir(parents=True, exist_ok=True)
   names = image_lib.output_names(paths)
-  for name, result in zip(names, inference.translate(G, params, images, _BATCH.value), strict=True):
-    image_lib.save_png(result, out_dir / name)
+  results = inference.translate(G, params, images, _BATCH.value)
+  for name, image, result in zip(names, images, results, strict=True):
+    image_lib.save_png(
+      image_lib.side_by_side(image, result) if _PAIRS.value else result, out_dir / name
+    )
   logging.info(
     "translated %d images %s with %s of %s (step %d) into %s",
     len(paths),

@@ -57,6 +57,7 @@ RUN_FILE_NAMES = {
   "train_vs_validation.png",
   "tensorboard",
   "checkpoints",
+  "eval_curves.png",
 }
 
 
@@ -138,6 +139,8 @@ def test_the_commands_are_the_documented_doors():
     "convergence",
     "shapes",
     "bench",
+    "evaluate",
+    "import_inception",
     "explain.__main__",
   }
   assert {c.removeprefix("cyclejax.") for c in COMMANDS} >= expected

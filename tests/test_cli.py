@@ -112,8 +112,12 @@ def test_translate_keeps_sizes_and_skips_bad_files(trained_workdir, tmp_path):
     f"--output={out / 'resized'}",
     "--size=32",
     "--step=2",
+    "--pairs",
   )
-  assert Image.open(out / "resized" / "odd.png").size == (32, 32)
+  # --pairs: the input as the generator saw it (resized to 32 x 32), a gap, the output.
+  pair = np.asarray(Image.open(out / "resized" / "odd.png"))
+  assert pair.shape == (32, 32 + 4 + 32, 3)
+  assert (pair[:, :32] == 128).all() and (pair[:, 32:36] == 255).all()
 
 
 @pytest.mark.slow

@@ -146,3 +146,16 @@ def test_translation_metrics_are_zero_for_the_truth_and_grow_with_error():
     assert 0.15 < off["background_error"] <= 0.2 + 1e-9 and off["shape_error"] > 0.1
   colored = toy.translation_metrics(np.stack([s.rgb for s in samples]), samples, spec, "A")
   assert colored["color_accuracy"] == 1.0
+
+
+def test_evaluation_reports_every_direction(star_run):
+  from cyclejax.metrics import evaluate as evaluation  # noqa: PLC0415
+
+  workdir, state = star_run
+  config = checkpoints.Reader(workdir).config()
+  G, _ = inference.networks(config)
+  results = evaluation.evaluate(config, state.params, 4, generator=G)
+  assert list(results["directions"]) == ["AtoB", "BtoA", "AtoC", "CtoA"]
+  flat = results["scalars"]
+  assert {"cycle_l1_AtoC", "shape_error_AtoC", "color_accuracy_CtoA", "color_accuracy"} <= set(flat)
+  assert "AtoC (exact): shape_error" in evaluation.format_table(results)

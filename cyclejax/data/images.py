@@ -5,7 +5,7 @@ listing and files written whole.
                         Normalize(0.5, 0.5) and its inverse); work on NumPy arrays and on
                         JAX arrays or tracers alike
   resize                bicubic (PIL), as torchvision's Resize on PIL images
-  image_grid            tiles rows of equal-sized images
+  image_grid            tiles rows of equal-sized images; side_by_side puts two together
   list_images           image files below a folder; input_files for a command's flag
   output_names          <stem>.png per input, unique
   atomic_write ...      every file cyclejax writes appears whole or not at all: written
@@ -61,6 +61,15 @@ def image_grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> n
       y, x = pad + i * (h + pad), pad + j * (w + pad)
       grid[y : y + h, x : x + w] = image
   return grid
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, pad: int = 4) -> np.ndarray:
+  """[H1, W1, 3] | [H2, W2, 3] uint8 with a white gap of `pad` pixels, top-aligned."""
+  h = max(left.shape[0], right.shape[0])
+  out = np.full((h, left.shape[1] + pad + right.shape[1], 3), 255, np.uint8)
+  out[: left.shape[0], : left.shape[1]] = left
+  out[: right.shape[0], left.shape[1] + pad :] = right
+  return out
 
 
 # --------------------------------------------------------------------------------------

@@ -5,7 +5,11 @@
   tensorboard/               TensorBoard events
   samples/step_N.png         sample grids
   explain/step_N.png         discriminator CAM grids (config.explain_every)
-  loss_curves.png            the losses over steps, written at the end
+  loss_curves.png            the losses over steps (at the end, and with the results page)
+  eval/<step>.json           an evaluation of the generators at a step (cyclejax.evaluate)
+  eval/cache/                features of the real test images, computed once
+  eval_curves.png            the evaluation numbers over steps (with the results page)
+  index.html                 the results page: samples, curves, evaluations (run/report.py)
   train_vs_validation.png    the study's loss curves (python -m cyclejax.study)
   config.json                the run's config, for people (checkpoints hold their own)
   data_check.json            cached results of checking folder images
@@ -19,6 +23,7 @@ import pathlib
 import re
 
 _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
+_STEP_JSON = re.compile(r"^(\d+)\.json$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +69,32 @@ class Workdir:
   @property
   def loss_curves(self) -> pathlib.Path:
     return self.path / "loss_curves.png"
+
+  @property
+  def eval(self) -> pathlib.Path:
+    return self.path / "eval"
+
+  def eval_json(self, step: int) -> pathlib.Path:
+    return self.eval / f"{int(step)}.json"
+
+  def eval_steps(self) -> list[int]:
+    """Steps with an evaluation file, in order."""
+    if not self.eval.is_dir():
+      return []
+    found = (_STEP_JSON.match(p.name) for p in self.eval.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+  @property
+  def eval_cache(self) -> pathlib.Path:
+    return self.eval / "cache"
+
+  @property
+  def eval_curves(self) -> pathlib.Path:
+    return self.path / "eval_curves.png"
+
+  @property
+  def index_html(self) -> pathlib.Path:
+    return self.path / "index.html"
 
   @property
   def train_vs_validation(self) -> pathlib.Path:

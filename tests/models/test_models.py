@@ -199,3 +199,21 @@ def test_remat_survives_compilation():
     cost = cost[0] if isinstance(cost, list | tuple) else cost  # older jax: a list
     flops[remat] = (compiled.as_text().count("convolution("), cost["flops"])
   assert flops[True][0] > flops[False][0] and flops[True][1] > 1.05 * flops[False][1], flops
+
+
+def test_fid_inception_is_torchvisions_inception_v3_without_aux_logits_and_classifier():
+  from cyclejax.models import inception  # noqa: PLC0415
+
+  # torchvision lists inception_v3 at 27,161,264 parameters, with its AuxLogits
+  # (BasicConv2d 768->128 1x1 and 128->768 5x5, Linear 768->1000: 3,326,696) and the
+  # 1000-way fc (2,049,000), which the FID features do not use.
+  shapes = inception.variable_shapes()
+  params = sum(math.prod(x.shape) for x in jax.tree.leaves(shapes["params"]))
+  assert params == 27_161_264 - 3_326_696 - 2_049_000 == 21_785_568
+  means = jax.tree.leaves(shapes["batch_stats"])[::2]
+  assert len(means) == 94 and all(x.shape[0] in range(32, 449) for x in means)
+  assert shapes["params"]["Mixed_7c"]["branch_pool"]["conv"]["kernel"].shape == (1, 1, 2048, 192)
+  features = jax.eval_shape(
+    inception.FIDInceptionV3().apply, shapes, jnp.zeros((2, 299, 299, 3), jnp.float32)
+  )
+  assert features.shape == (2, 2048)

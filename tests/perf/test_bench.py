@@ -41,7 +41,7 @@ def test_bench_train_reports_jax_and_torch():
 @pytest.mark.slow
 def test_bench_usage_error_is_one_line():
   proc = run_cli("bench", "nope", check=False)
-  assert proc.returncode == 2 and "subcommands: train, scorecam, explorer, all" in proc.stderr
+  assert proc.returncode == 2 and "subcommands: train, scorecam, explorer, fid, all" in proc.stderr
 
 
 def test_bench_crop_override_raises_load_size():
@@ -51,3 +51,15 @@ def test_bench_crop_override_raises_load_size():
   assert (c.crop_size, c.load_size, c.batch_size) == (512, 512, 4)
   c = train_bench.load_config("configs/horse2zebra.py")
   assert (c.crop_size, c.load_size) == (256, 286)
+
+
+@pytest.mark.slow
+def test_bench_fid_reports_jax_beside_torch():
+  out = run_cli("bench", "fid", "--fid_batch=1", "--repeats=1", "--torch").stdout
+  rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+  assert [r["variant"] for r in rows] == ["jax", "torch"]
+  jax_row = rows[0]
+  assert jax_row["images_per_second"] > 0 and jax_row["speedup_vs_torch"] > 0
+  assert jax_row["input"] == "299x299 uint8" and jax_row["flops_per_image"] > 5e9
+  # The same random weights on the same images: the features agree.
+  assert jax_row["max_abs_diff_vs_torch"] < 1e-3
