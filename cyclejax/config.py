@@ -72,6 +72,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.shapes.num_shapes = 1  # shapes per image (non-overlapping; kinds drawn independently).
   c.shapes.radius_min = 0.18  # area-equivalent radius of a shape, as a fraction of size.
   c.shapes.radius_max = 0.26
+  # Image i shows kind i % 2 (circle, triangle): exactly half of each per split, as the
+  # study of CycleGAN internals; False draws each image's kind at random.
+  c.shapes.balanced = False
 
   # --- networks -----------------------------------------------------------------------
   c.netG = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet
@@ -349,6 +352,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     raise UserError(
       f"config.shapes.radius_min={c.shapes.radius_min} and radius_max="
       f"{c.shapes.radius_max} must satisfy radius_min <= radius_max < 0.5"
+    )
+  if c.shapes.balanced and c.shapes.num_shapes != 1:
+    raise UserError(
+      f"config.shapes.balanced=True needs config.shapes.num_shapes=1 (it is {c.shapes.num_shapes})"
     )
   if c.shapes.num_shapes > 1 and not c.shapes.shift:
     raise UserError(
