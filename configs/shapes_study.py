@@ -46,7 +46,7 @@ from cyclejax import config as config_lib
 from cyclejax.analysis.table1 import ROWS
 
 # CPU budget (see the module docstring): epochs per row and the generators' width.
-STUDY_EPOCHS = 2
+STUDY_EPOCHS = 1
 STUDY_NGF = 8
 
 

@@ -123,6 +123,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.xai.mask_input = False
   c.xai.mask_std = 0.02
   c.xai.mask_gan_ratio = 0.5  # G's adversarial loss: (1 - r) GAN(D) + r GAN(D_mask).
+  # The saliency of D's mean score ('score') or, as the paper describes, of D's loss on
+  # the fake ('loss'; needs explanation='saliency').
+  c.xai.saliency_of = "score"
+  # lambda's x: the D loss ('loss'), or 'chance': rescaled so that a D that cannot tell
+  # real from fake has x = 0.5 (the paper's reading; LSGAN's chance loss is 0.25).
+  c.xai.damping = "loss"
 
   # --- optimisation -------------------------------------------------------------------
   c.lr = 2e-4  # Adam learning rate (both optimizers).
@@ -221,7 +227,25 @@ def override(c: ml_collections.ConfigDict, values: dict[str, object]) -> ml_coll
 
 
 # Named comparison variants of a config (convergence studies, benchmarks).
-VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16")
+VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16", "xai_paper")
+
+
+def xai_paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """xAI-CycleGAN as its paper describes it (configs/shapes_xai_paper.py says why each):
+  its networks, the saliency of D's loss, the mask on the adversarial gradient only,
+  alpha 0.15, lambda 0 at chance, the soft input mask, no cycle_noise. In place."""
+  with c.unlocked():
+    c.netG = "xai_resnet"
+    c.netD = "xai"
+    c.cycle_noise = 0.0
+    c.xai.enabled = True
+    c.xai.explanation = "saliency"
+    c.xai.saliency_of = "loss"
+    c.xai.apply_to = "adversarial"
+    c.xai.alpha = 0.15
+    c.xai.damping = "chance"
+    c.xai.mask_input = True
+  return c
 
 
 def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
@@ -231,6 +255,7 @@ def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDic
   xai        xAI-CycleGAN on, with the config's xai settings
   xai_mask   xAI-CycleGAN on, plus the soft input mask
   bfloat16   the baseline with bfloat16 convolutions
+  xai_paper  xAI-CycleGAN as its paper describes it (`xai_paper`)
   """
   if name not in VARIANTS:
     raise UserError(f"unknown variant {name!r}; expected one of {list(VARIANTS)}")
@@ -241,7 +266,7 @@ def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDic
       c.xai.mask_input = True
     if name == "bfloat16":
       c.dtype = "bfloat16"
-  return c
+  return xai_paper(c) if name == "xai_paper" else c
 
 
 def _flat_keys(c: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
@@ -299,6 +324,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
       f"config.xai.alpha={c.xai.alpha}, gamma={c.xai.gamma} and mask_std={c.xai.mask_std} "
       "must be >= 0, > 0 and >= 0"
     )
+  if c.xai.saliency_of not in ("score", "loss"):
+    raise UserError(f"config.xai.saliency_of={c.xai.saliency_of!r} is not 'score' or 'loss'")
+  if c.xai.saliency_of == "loss" and c.xai.explanation != "saliency":
+    raise UserError(
+      f"config.xai.saliency_of='loss' needs config.xai.explanation='saliency' "
+      f"(it is {c.xai.explanation!r})"
+    )
+  if c.xai.damping not in ("loss", "chance"):
+    raise UserError(f"config.xai.damping={c.xai.damping!r} is not 'loss' or 'chance'")
   if not 0.0 <= c.xai.mask_gan_ratio <= 1.0:
     raise UserError(f"config.xai.mask_gan_ratio={c.xai.mask_gan_ratio} must lie in [0, 1]")
   for key in (

@@ -1,10 +1,12 @@
 """Does explanation-guided training converge faster? Measured on the toy shapes.
 
   python -m cyclejax.convergence --config=configs/shapes.py --seeds=3 --num_steps=2000 \
-      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8]
+      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8] \
+      [--compare=xai,xai_paper]
 
 Trains the baseline (config.xai.enabled=False) and the xAI variant (True; any
---config.xai.* overrides apply to it), or with --compare=bfloat16 the baseline in
+--config.xai.* overrides apply to it), and with --compare=xai,xai_paper also the
+paper's xAI-CycleGAN (config.xai_paper), or with --compare=bfloat16 the baseline in
 float32 and in bfloat16 (does mixed precision keep the quality?), with the same seeds,
 hence the same data and the same initial networks, and evaluates every checkpoint on the
 held-out toy images with exact metrics: color accuracy (G_B on gray shapes), background error, cycle
@@ -42,10 +44,13 @@ _METRIC = flags.DEFINE_string("metric", "color_accuracy", "Metric for steps-to-t
 _THRESHOLD = flags.DEFINE_float("threshold", 0.8, "Level the metric must reach.")
 flags.mark_flags_as_required(["workdir"])
 
-# The variant compared with the baseline: 'xai' (config.xai.enabled; other --config.xai.*
-# settings apply to it) or 'bfloat16' (config.dtype; does mixed precision keep quality?).
-COMPARISONS = ("xai", "bfloat16")
-_COMPARE = flags.DEFINE_enum("compare", "xai", COMPARISONS, "Variant to compare with the baseline.")
+# The variants compared with the baseline (config.variant): 'xai' (config.xai.enabled;
+# other --config.xai.* settings apply to it), 'xai_mask', 'xai_paper' (xAI-CycleGAN as
+# its paper describes it) or 'bfloat16' (config.dtype; does mixed precision keep quality?).
+COMPARISONS = tuple(v for v in config_lib.VARIANTS if v != "baseline")
+_COMPARE = flags.DEFINE_list(
+  "compare", ["xai"], f"Variants to compare with the baseline: some of {', '.join(COMPARISONS)}."
+)
 METRICS = ("color_accuracy", "background_error", "cycle_error_A", "cycle_error_B")
 LOSSES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B")
 
@@ -92,8 +97,13 @@ def steps_to(rows: list[dict], metric: str, threshold: float) -> int | None:
   return None
 
 
-def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
-  other = next(v for v in results if v != "baseline")
+def report(
+  results: dict, metric: str, threshold: float, num_steps: int, noise: dict | None = None
+) -> str:
+  """convergence.md: steps to the threshold, ratios, final values (noise: each
+  variant's cycle_noise, for the final table)."""
+  noise = noise or {}
+  others = [v for v in results if v != "baseline"]
   lines = [
     f"# Convergence: steps until {metric} {'>=' if 'error' not in metric else '<='} {threshold}",
     "",
@@ -113,9 +123,10 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
   reached = {
     v: all(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
   }
-  if not reached["baseline"] and not reached[other]:
-    lines.append(f"ratio baseline / {other}: n/a (no run of either variant reached {threshold})")
-  else:
+  for other in others:
+    if not reached["baseline"] and not reached[other]:
+      lines.append(f"ratio baseline / {other}: n/a (no run of either variant reached {threshold})")
+      continue
     bound = (
       ""
       if reached["baseline"] and reached[other]
@@ -123,20 +134,26 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
     )
     lines.append(
       f"ratio baseline / {other} (mean steps): {means['baseline'] / max(means[other], 1):.2f}"
-      f"{bound}; > 1 means the xAI variant reached the threshold sooner"
+      f"{bound}; > 1 means {other} reached the threshold sooner"
     )
   lines.append("")
   lines.append("Final values (mean over seeds):")
   lines.append("")
-  lines.append("| variant | " + " | ".join(METRICS) + " |")
-  lines.append("| --- |" + " --- |" * len(METRICS))
+  lines.append("| variant | cycle_noise | " + " | ".join(METRICS) + " |")
+  lines.append("| --- | --- |" + " --- |" * len(METRICS))
   for variant in results:
     finals = [results[variant][s][-1] for s in sorted(results[variant])]
     lines.append(
-      f"| {variant} | "
+      f"| {variant} | {noise.get(variant, '?')} | "
       + " | ".join(f"{np.mean([f[m] for f in finals]):.3f}" for m in METRICS)
       + " |"
     )
+  lines += ["", f"Final {metric} per seed:", ""]
+  for variant in results:
+    values = [
+      f"{results[variant][s][-1].get(metric, float('nan')):.2f}" for s in sorted(results[variant])
+    ]
+    lines.append(f"- {variant}: {', '.join(values)}")
   return "\n".join(lines) + "\n"
 
 
@@ -169,7 +186,11 @@ def main(argv):
   if eval_every < 1 or num_steps < eval_every or _SEEDS.value < 1:
     raise UserError("need --seeds >= 1 and 1 <= --eval_every <= --num_steps")
   root = pathlib.Path(_WORKDIR.value).expanduser().resolve()
-  variants = ("baseline", _COMPARE.value)
+  compare = [v for v in _COMPARE.value if v]
+  bad = [v for v in compare if v not in COMPARISONS]
+  if bad or not compare:
+    raise UserError(f"--compare={','.join(_COMPARE.value)}: expected some of {list(COMPARISONS)}")
+  variants = ("baseline", *dict.fromkeys(compare))
   results: dict[str, dict[int, list]] = {v: {} for v in variants}
   for seed in range(_SEEDS.value):
     for variant in variants:
@@ -181,7 +202,8 @@ def main(argv):
       logging.info("%s seed %d final: %s", variant, seed, results[variant][seed][-1])
   image_lib.atomic_write(root / "convergence.json", json.dumps(results, indent=1))
   plot(results, root / "convergence.png")
-  table = report(results, _METRIC.value, _THRESHOLD.value, num_steps)
+  noise = {v: variant_config(config, v, 0, num_steps, eval_every).cycle_noise for v in variants}
+  table = report(results, _METRIC.value, _THRESHOLD.value, num_steps, noise)
   image_lib.atomic_write(root / "convergence.md", table)
   print(table)
 

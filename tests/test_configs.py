@@ -55,5 +55,14 @@ def test_named_variants_change_only_what_they_name(name):
     "xai": {"xai.enabled"},
     "xai_mask": {"xai.enabled", "xai.mask_input"},
     "bfloat16": {"dtype"},
+    "xai_paper": {
+      "netG",
+      "netD",
+      "xai.enabled",
+      "xai.saliency_of",
+      "xai.alpha",
+      "xai.damping",
+      "xai.mask_input",
+    },
   }[name]
   assert changed == expected

@@ -65,6 +65,48 @@ def test_saliency_puts_all_mass_where_the_score_depends():
   assert np.isfinite(flat).all() and not np.asarray(flat).any()
 
 
+@pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla"])
+def test_loss_saliency_is_the_gradient_of_the_discriminators_loss_on_fakes(gan_mode):
+  def apply_fn(variables, x):  # a linear "PatchGAN": one patch per pixel, channel 0
+    return x[..., :1] * variables["params"]
+
+  images = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+  w = jnp.float32(0.7)
+  got = np.asarray(xai.loss_saliency(apply_fn, w, images, gan_mode))
+  d = np.asarray(images[..., 0]) * 0.7  # D's patch scores
+  n = 36  # patches per image: the loss is their mean
+  if gan_mode == "lsgan":  # d/dx mean(D^2) = 2 D w / n
+    grad = np.abs(2 * d * 0.7 / n)
+  else:  # d/dx mean(BCE(D, 0)) = sigmoid(D) w / n
+    grad = np.abs(1 / (1 + np.exp(-d)) * 0.7 / n)
+  lo, hi = grad.min(axis=(1, 2), keepdims=True), grad.max(axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(got[..., 0], (grad - lo) / (hi - lo), atol=1e-5)
+  # The saliency of the mean score is flat for this D: it cannot tell the pixels apart.
+  assert not np.asarray(xai.saliency(apply_fn, w, images)).any()
+
+
+def test_chance_damping_is_zero_where_the_discriminator_cannot_tell():
+  half = lambda variables, x: jnp.full((x.shape[0], 2, 2, 1), 0.5)  # D: 0.5 everywhere
+
+  class Half:
+    apply = staticmethod(half)
+
+  real = fake = jnp.zeros((2, 8, 8, 3))
+  loss = xai.discriminator_value(Half, None, real, fake, "lsgan")
+  assert float(loss) == pytest.approx(0.25)
+  assert float(xai.damping(xai.damping_input(loss, "lsgan", "loss"), 2.0)) == pytest.approx(0.25)
+  assert float(xai.damping(xai.damping_input(loss, "lsgan", "chance"), 2.0)) == 0.0
+  logits0 = xai.discriminator_value(
+    type("Zero", (), {"apply": staticmethod(lambda v, x: jnp.zeros((2, 2, 2, 1)))}),
+    None,
+    real,
+    fake,
+    "vanilla",
+  )
+  assert float(xai.damping_input(logits0, "vanilla", "chance")) == pytest.approx(0.5)
+  assert float(xai.damping(xai.damping_input(0.0, "lsgan", "chance"), 2.0)) == 1.0
+
+
 def test_masked_generator_shapes_and_inference_mask():
   G = models.build_generator("resnet_6blocks", ngf=4, masked=True)
   x = jax.random.normal(jax.random.key(0), (2, 16, 12, 3))
@@ -110,6 +152,7 @@ def run(config, steps=3):
 def test_baseline_is_bit_identical_with_the_switch_off():
   plain, h1 = run(tiny_config(batch_size=2), steps=2)
   knobs = {"xai.alpha": 5.0, "xai.apply_to": "all", "xai.mask_input": True, "xai.gamma": 1.0}
+  knobs.update({"xai.saliency_of": "loss", "xai.damping": "chance"})
   off, h2 = run(tiny_config(batch_size=2, **knobs), steps=2)
   assert h1 == h2
   chex.assert_trees_all_equal(jax.device_get(plain.params), jax.device_get(off.params))
@@ -142,8 +185,10 @@ def test_convergence_cli_compares_both_variants(tmp_path):
     "--eval_every=2",
     f"--workdir={tmp_path}",
     "--threshold=0.5",
+    "--compare=xai,xai_paper",
   ).stdout
-  assert "| baseline |" in out and "| xai |" in out
+  assert "| baseline |" in out and "| xai |" in out and "| xai_paper | 0.0 |" in out
+  assert "ratio baseline / xai_paper" in out or "n/a" in out
   results = json.loads((tmp_path / "convergence.json").read_text())
   for variant in ("baseline", "xai"):
     rows = results[variant]["0"]
@@ -151,6 +196,13 @@ def test_convergence_cli_compares_both_variants(tmp_path):
     assert 0.0 <= rows[-1]["color_accuracy"] <= 1.0 and "cycle_error_A" in rows[-1]
   assert (tmp_path / "convergence.png").stat().st_size > 1000
   assert (tmp_path / "xai" / "seed_0" / "config.json").read_text().count('"enabled": true') == 1
+  paper = json.loads((tmp_path / "xai_paper" / "seed_0" / "config.json").read_text())
+  assert (paper["netG"], paper["netD"], paper["xai"]["saliency_of"]) == (
+    "xai_resnet",
+    "xai",
+    "loss",
+  )
+  assert [r["step"] for r in results["xai_paper"]["0"]] == [2, 4]
 
 
 @pytest.mark.parametrize("name", ["gradcam", "scorecam"])
