@@ -113,7 +113,8 @@ def run_table1() -> None:
     test = {d: loss_table.split_images(domains, "test", d, 0, config.crop_size) for d in "AB"}
     params = reader.params_of(("G_A", "G_B", "D_A", "D_B"), step)
     sides = loss_table.evaluate_sides(config, params, test["A"], test["B"], _BATCH.value)
-    ours[row] = table1.definitions(sides, len(test["A"]))
+    unit = loss_table.evaluate_sides(config, params, test["A"], test["B"], _BATCH.value, True)
+    ours[row] = table1.definitions(sides, len(test["A"]), unit)
     steps[row] = step
     histories[row] = loss_table.history(
       workdir, num_images=_CURVE_IMAGES.value, batch_size=_BATCH.value

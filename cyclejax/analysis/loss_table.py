@@ -87,8 +87,11 @@ def _side_fn(G, D, gan_mode: str):
   return xla.jit(side)
 
 
-def _side_means(fn, params, config, images: np.ndarray, src: str, batch_size: int):
-  """Means over all images of one domain, in fixed-size (padded) batches."""
+def _side_means(
+  fn, params, config, images: np.ndarray, src: str, batch_size: int, unit_inputs: bool = False
+):
+  """Means over all images of one domain, in fixed-size (padded) batches; with
+  unit_inputs the networks get the images on a 0..1 scale instead of [-1, 1]."""
   g_fwd, g_back, d_fake, d_real, lam = _SIDES[src]
   nets = (params[g_fwd], params[g_back], params[d_fake], params[d_real])
   scalars = (np.float32(config[lam]), np.float32(config.lambda_identity))
@@ -98,7 +101,10 @@ def _side_means(fn, params, config, images: np.ndarray, src: str, batch_size: in
     chunk = images[start : start + batch_size]
     batch = np.zeros((batch_size, *images.shape[1:]), np.uint8)
     batch[: len(chunk)] = chunk
-    terms = jax.device_get(fn(*nets, image_lib.to_float(batch), *scalars))
+    x = image_lib.to_float(batch)
+    if unit_inputs:
+      x = (x + 1.0) / 2.0
+    terms = jax.device_get(fn(*nets, x, *scalars))
     for key, value in terms.items():
       total = float(np.sum(np.asarray(value)[: len(chunk)], dtype=np.float64))
       sums[key] = sums.get(key, 0.0) + total
@@ -111,16 +117,19 @@ def evaluate_sides(
   images_A: np.ndarray,
   images_B: np.ndarray,
   batch_size: int = 8,
+  unit_inputs: bool = False,
 ) -> dict[str, dict[str, float]]:
   """Per-domain means of the per-image terms: {'A': {'G', 'Cycle', 'Cycle01', 'Idt',
-  'D_fake', 'D_real'}, 'B': ...} (see _side_fn; `evaluate` combines them)."""
+  'D_fake', 'D_real'}, 'B': ...} (see _side_fn; `evaluate` combines them). With
+  unit_inputs every network gets the images on a 0..1 scale (and the cycle compares
+  with that), as a pipeline that skipped the [-1, 1] normalisation would."""
   if len(images_A) == 0 or len(images_B) == 0:
     raise UserError("cannot evaluate losses on an empty split")
   G, D = inference.networks(config)
   fn = _side_fn(G, D, config.gan_mode)
   return {
-    "A": _side_means(fn, params, config, images_A, "A", batch_size),
-    "B": _side_means(fn, params, config, images_B, "B", batch_size),
+    "A": _side_means(fn, params, config, images_A, "A", batch_size, unit_inputs),
+    "B": _side_means(fn, params, config, images_B, "B", batch_size, unit_inputs),
   }
 
 

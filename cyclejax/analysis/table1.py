@@ -16,6 +16,9 @@ candidate definitions, each computed from the same networks and images:
   cycle vs 0..1        cycle = lambda * mean |rec - (real + 1) / 2|: a [-1, 1] output
                        compared with the image on a 0..1 scale
   sums over images     every term summed over the test images instead of averaged
+  inputs on 0..1       every network fed the test images on a 0..1 scale (a test
+                       pipeline without the [-1, 1] normalisation), the cycle compared
+                       with that input
 and `ratios` says how far each is from the paper (paper / ours, per column group).
 The networks before any training (step 0) are evaluated too: a generator that
 outputs ~0 everywhere gives cycle_A = lambda * mean |0 - a| = 10 on black-background
@@ -49,7 +52,13 @@ PAPER_NAMES = {
 COLUMNS = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B", "total")
 TITLES = ("D_A", "D_B", "G_A", "G_B", "Cycle_A", "Cycle_B", "Total")
 GROUPS = {"D": ("D_A", "D_B"), "G": ("G_A", "G_B"), "Cycle": ("cycle_A", "cycle_B")}
-DEFINITIONS = ("reference", "D without the 1/2", "cycle vs 0..1", "sums over images")
+DEFINITIONS = (
+  "reference",
+  "D without the 1/2",
+  "cycle vs 0..1",
+  "sums over images",
+  "inputs on 0..1",
+)
 
 
 def _with_total(row: dict[str, float]) -> dict[str, float]:
@@ -58,17 +67,29 @@ def _with_total(row: dict[str, float]) -> dict[str, float]:
   return row
 
 
-def definitions(sides: dict[str, dict[str, float]], num_images: int) -> dict[str, dict]:
+def definitions(
+  sides: dict[str, dict[str, float]],
+  num_images: int,
+  unit_sides: dict[str, dict[str, float]] | None = None,
+) -> dict[str, dict]:
   """Our six terms and their total under each candidate definition.
 
   Args:
     sides: `loss_table.evaluate_sides` of one set of networks ({'A': means of the A
       images' per-image terms, 'B': ...}).
     num_images: test images per domain (for 'sums over images').
+    unit_sides: the same with unit_inputs=True (for 'inputs on 0..1'; None leaves it out).
 
   Returns:
-    {definition: {column: value}} for every name in DEFINITIONS.
+    {definition: {column: value}} for the names in DEFINITIONS.
   """
+  out = _reference_based(sides, num_images)
+  if unit_sides is not None:
+    out["inputs on 0..1"] = _reference_based(unit_sides, num_images)["reference"]
+  return out
+
+
+def _reference_based(sides, num_images: int) -> dict[str, dict]:
   a, b = sides["A"], sides["B"]
   d_real_A, d_fake_A = b["D_real"], a["D_fake"]  # D_A judges real B and G_A's fakes
   d_real_B, d_fake_B = a["D_real"], b["D_fake"]
@@ -138,6 +159,8 @@ def markdown(
     "| --- |" + " --- |" * len(GROUPS),
   ]
   for definition in DEFINITIONS:
+    if not all(definition in v for v in ours.values()):
+      continue
     r = ratios(paper, {row: v[definition] for row, v in ours.items()})
     cells = [f"{m:.2f} ({lo:.2f}..{hi:.2f})" for m, lo, hi in (r[g] for g in GROUPS)]
     lines.append(f"| {definition} | " + " | ".join(cells) + " |")

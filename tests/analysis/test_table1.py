@@ -67,6 +67,10 @@ def test_definitions_rewrite_the_same_means():
   assert out["D without the 1/2"]["G_A"] == 0.8
   assert (out["cycle vs 0..1"]["cycle_A"], out["cycle vs 0..1"]["cycle_B"]) == (9.0, 8.0)
   assert out["sums over images"]["total"] == pytest.approx(160 * ref["total"])
+  assert "inputs on 0..1" not in out
+  unit = {k: {t: 2 * v for t, v in side.items()} for k, side in sides.items()}
+  with_unit = table1.definitions(sides, 160, unit)
+  assert with_unit["inputs on 0..1"]["total"] == pytest.approx(2 * ref["total"])
   # The paper's own numbers against themselves: every ratio is 1.
   paper = {"unet128": table1.PAPER_TABLE1["unet128"]}
   as_row = dict(zip(table1.COLUMNS, table1.PAPER_TABLE1["unet128"], strict=True))
