@@ -123,8 +123,11 @@ def report(
   reached = {
     v: all(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
   }
+  some = {
+    v: any(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
+  }
   for other in others:
-    if not reached["baseline"] and not reached[other]:
+    if not some["baseline"] and not some[other]:
       lines.append(f"ratio baseline / {other}: n/a (no run of either variant reached {threshold})")
       continue
     bound = (

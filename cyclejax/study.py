@@ -156,7 +156,7 @@ def table1_header(rows, configs, steps, seconds, load_start, load_end, started) 
   lines = ["# Table I of the study of CycleGAN internals: the paper's losses and ours", ""]
   for row in rows:
     c = configs[row]
-    took = f", trained in {seconds[row] / 60:.1f} min" if row in seconds else ""
+    took = f", {seconds[row] / 60:.1f} min in this invocation" if row in seconds else ""
     lines.append(
       f"- {table1.PAPER_NAMES[row]} (`{row}`): netG {c.netG}"
       f"{f' (num_downs {c.num_downs})' if c.num_downs else ''}, ngf {c.ngf}, batch "
