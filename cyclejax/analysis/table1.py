@@ -20,9 +20,10 @@ candidate definitions, each computed from the same networks and images:
                        pipeline without the [-1, 1] normalisation), the cycle compared
                        with that input
 and `ratios` says how far each is from the paper (paper / ours, per column group).
-The networks before any training (step 0) are evaluated too: a generator that
-outputs ~0 everywhere gives cycle_A = lambda * mean |0 - a| = 10 on black-background
-images exactly.
+The networks before any training (step 0) are evaluated too, and compared with the
+paper the same way: a generator that outputs ~0 everywhere gives cycle_A = lambda *
+mean |0 - a| = 10 on black-background images exactly, and a freshly initialised
+PatchGAN's scores are of order 1, so its D and G losses are of order 1-4.
 """
 
 import numpy as np
@@ -165,6 +166,9 @@ def markdown(
     cells = [f"{m:.2f} ({lo:.2f}..{hi:.2f})" for m, lo, hi in (r[g] for g in GROUPS)]
     lines.append(f"| {definition} | " + " | ".join(cells) + " |")
   if initial is not None:
+    r = ratios(paper, {row: initial["reference"] for row in ours})
+    cells = [f"{m:.2f} ({lo:.2f}..{hi:.2f})" for m, lo, hi in (r[g] for g in GROUPS)]
+    lines.append("| reference, networks before training | " + " | ".join(cells) + " |")
     ref = initial["reference"]
     lines += [
       "",

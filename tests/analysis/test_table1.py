@@ -99,6 +99,7 @@ def test_table1_cli_evaluates_existing_runs(trained_workdir, tmp_path):
   text = (tmp_path / "table1.md").read_text()
   assert "| U-Net mini | paper | 1.511 | 3.103 |" in text and "| reference |" in text
   assert "before training (step 0" in text and "wrote" in proc.stdout
+  assert "| reference, networks before training |" in text
   record = json.loads((tmp_path / "table1.json").read_text())
   ours = record["ours"]["mini"]["reference"]
   total = sum(ours[c] for c in table1.COLUMNS[:-1])
