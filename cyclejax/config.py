@@ -77,6 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.shapes.num_shapes = 1  # shapes per image (non-overlapping; kinds drawn independently).
   c.shapes.radius_min = 0.18  # area-equivalent radius of a shape, as a fraction of size.
   c.shapes.radius_max = 0.26
+  # Image i shows kind i % 2 (circle, triangle): exactly half of each per split, as the
+  # study of CycleGAN internals; False draws each image's kind at random.
+  c.shapes.balanced = False
 
   # --- networks -----------------------------------------------------------------------
   c.netG = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 | unet
@@ -128,6 +131,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.xai.mask_input = False
   c.xai.mask_std = 0.02
   c.xai.mask_gan_ratio = 0.5  # G's adversarial loss: (1 - r) GAN(D) + r GAN(D_mask).
+  # The saliency of D's mean score ('score') or, as the paper describes, of D's loss on
+  # the fake ('loss'; needs explanation='saliency').
+  c.xai.saliency_of = "score"
+  # lambda's x: the D loss ('loss'), or 'chance': rescaled so that a D that cannot tell
+  # real from fake has x = 0.5 (the paper's reading; LSGAN's chance loss is 0.25).
+  c.xai.damping = "loss"
 
   # --- optimisation -------------------------------------------------------------------
   c.lr = 2e-4  # Adam learning rate (both optimizers).
@@ -226,8 +235,26 @@ def override(c: ml_collections.ConfigDict, values: dict[str, object]) -> ml_coll
 
 
 # Named comparison variants of a config (convergence studies, benchmarks).
-VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16", "two_domain", "star", "full")
+VARIANTS = ("baseline", "xai", "xai_mask", "bfloat16", "xai_paper", "two_domain", "star", "full")
 TOPOLOGIES = {"two_domain": "AB", "star": "AB,AC", "full": "AB,AC,BC"}
+
+
+def xai_paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """xAI-CycleGAN as its paper describes it (configs/shapes_xai_paper.py says why each):
+  its networks, the saliency of D's loss, the mask on the adversarial gradient only,
+  alpha 0.15, lambda 0 at chance, the soft input mask, no cycle_noise. In place."""
+  with c.unlocked():
+    c.netG = "xai_resnet"
+    c.netD = "xai"
+    c.cycle_noise = 0.0
+    c.xai.enabled = True
+    c.xai.explanation = "saliency"
+    c.xai.saliency_of = "loss"
+    c.xai.apply_to = "adversarial"
+    c.xai.alpha = 0.15
+    c.xai.damping = "chance"
+    c.xai.mask_input = True
+  return c
 
 
 def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
@@ -237,6 +264,7 @@ def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDic
   xai          xAI-CycleGAN on, with the config's xai settings
   xai_mask     xAI-CycleGAN on, plus the soft input mask
   bfloat16     the baseline with bfloat16 convolutions
+  xai_paper    xAI-CycleGAN as its paper describes it (`xai_paper`)
   two_domain   the config over domains A and B only (pairs 'AB')
   star, full   the multi-domain CycleGAN over A, B, C (pairs 'AB,AC' / 'AB,AC,BC')
   """
@@ -251,7 +279,7 @@ def variant(c: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDic
       c.dtype = "bfloat16"
     if name in TOPOLOGIES:
       c.pairs, c.lambdas = TOPOLOGIES[name], ""
-  return c
+  return xai_paper(c) if name == "xai_paper" else c
 
 
 def _flat_keys(c: ml_collections.ConfigDict, prefix: str = "") -> dict[str, object]:
@@ -349,6 +377,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
       f"config.xai.alpha={c.xai.alpha}, gamma={c.xai.gamma} and mask_std={c.xai.mask_std} "
       "must be >= 0, > 0 and >= 0"
     )
+  if c.xai.saliency_of not in ("score", "loss"):
+    raise UserError(f"config.xai.saliency_of={c.xai.saliency_of!r} is not 'score' or 'loss'")
+  if c.xai.saliency_of == "loss" and c.xai.explanation != "saliency":
+    raise UserError(
+      f"config.xai.saliency_of='loss' needs config.xai.explanation='saliency' "
+      f"(it is {c.xai.explanation!r})"
+    )
+  if c.xai.damping not in ("loss", "chance"):
+    raise UserError(f"config.xai.damping={c.xai.damping!r} is not 'loss' or 'chance'")
   if not 0.0 <= c.xai.mask_gan_ratio <= 1.0:
     raise UserError(f"config.xai.mask_gan_ratio={c.xai.mask_gan_ratio} must lie in [0, 1]")
   for key in (
@@ -402,6 +439,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     raise UserError(
       f"config.shapes.radius_min={c.shapes.radius_min} and radius_max="
       f"{c.shapes.radius_max} must satisfy radius_min <= radius_max < 0.5"
+    )
+  if c.shapes.balanced and c.shapes.num_shapes != 1:
+    raise UserError(
+      f"config.shapes.balanced=True needs config.shapes.num_shapes=1 (it is {c.shapes.num_shapes})"
     )
   if c.shapes.num_shapes > 1 and not c.shapes.shift:
     raise UserError(

@@ -1,13 +1,15 @@
 """Does a variant of training converge faster or better? Measured on the toy shapes.
 
   python -m cyclejax.convergence --config=configs/shapes.py --seeds=3 --num_steps=2000 \
-      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8] [--compare=xai]
+      --workdir=runs/convergence [--eval_every=100] [--threshold=0.8] \
+      [--compare=xai,xai_paper]
   python -m cyclejax.convergence --config=configs/shapes3_star.py --baseline=two_domain \
       --compare=star,full --seeds=3 --workdir=runs/three_domains
 
 Trains the baseline and each compared variant (`cyclejax.config.variant`) with the same
 seeds, hence the same data: 'xai' (explanation-guided training; any --config.xai.*
-overrides apply to it) against the baseline with xai off, 'bfloat16' (does mixed
+overrides apply to it) against the baseline with xai off, 'xai_paper' (xAI-CycleGAN
+as its paper describes it, config.xai_paper), 'bfloat16' (does mixed
 precision keep the quality?), or the domain topologies 'two_domain', 'star', 'full' (is
 A <-> B better learned beside a third domain?). It evaluates every checkpoint on the
 held-out toy images with exact metrics of the A <-> B translations: color accuracy (the
@@ -114,9 +116,13 @@ def steps_to(rows: list[dict], metric: str, threshold: float) -> int | None:
   return None
 
 
-def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
-  """The Markdown report: steps to the threshold, ratios against the baseline (the first
-  variant of `results`), and the final values."""
+def report(
+  results: dict, metric: str, threshold: float, num_steps: int, noise: dict | None = None
+) -> str:
+  """convergence.md: steps to the threshold, ratios against the baseline (the first
+  variant of `results`), final values (noise: each variant's cycle_noise, for the final
+  table)."""
+  noise = noise or {}
   base, *others = results
   lines = [
     f"# Convergence: steps until {metric} {'>=' if 'error' not in metric else '<='} {threshold}",
@@ -137,9 +143,12 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
   reached = {
     v: all(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
   }
+  some = {
+    v: any(steps_to(r, metric, threshold) is not None for r in results[v].values()) for v in results
+  }
   for other in others:
-    if not reached[base] and not reached[other]:
-      lines.append(f"ratio {base} / {other}: n/a (no run of either reached {threshold})")
+    if not some[base] and not some[other]:
+      lines.append(f"ratio {base} / {other}: n/a (no run of either variant reached {threshold})")
       continue
     bound = (
       ""
@@ -153,15 +162,21 @@ def report(results: dict, metric: str, threshold: float, num_steps: int) -> str:
   lines.append("")
   lines.append("Final values (mean over seeds):")
   lines.append("")
-  lines.append("| variant | " + " | ".join(METRICS) + " |")
-  lines.append("| --- |" + " --- |" * len(METRICS))
+  lines.append("| variant | cycle_noise | " + " | ".join(METRICS) + " |")
+  lines.append("| --- | --- |" + " --- |" * len(METRICS))
   for variant in results:
     finals = [results[variant][s][-1] for s in sorted(results[variant])]
     lines.append(
-      f"| {variant} | "
+      f"| {variant} | {noise.get(variant, '?')} | "
       + " | ".join(f"{np.mean([f[m] for f in finals]):.3f}" for m in METRICS)
       + " |"
     )
+  lines += ["", f"Final {metric} per seed:", ""]
+  for variant in results:
+    values = [
+      f"{results[variant][s][-1].get(metric, float('nan')):.2f}" for s in sorted(results[variant])
+    ]
+    lines.append(f"- {variant}: {', '.join(values)}")
   return "\n".join(lines) + "\n"
 
 
@@ -212,7 +227,8 @@ def main(argv):
       logging.info("%s seed %d final: %s", variant, seed, results[variant][seed][-1])
   image_lib.atomic_write(root / "convergence.json", json.dumps(results, indent=1))
   plot(results, root / "convergence.png")
-  table = report(results, _METRIC.value, _THRESHOLD.value, num_steps)
+  noise = {v: variant_config(config, v, 0, num_steps, eval_every).cycle_noise for v in variants}
+  table = report(results, _METRIC.value, _THRESHOLD.value, num_steps, noise)
   image_lib.atomic_write(root / "convergence.md", table)
   print(table)
 

@@ -3,7 +3,7 @@
   python -m cyclejax.shapes --out=data/shapes [--num=1000] [--num_test=100] \
       [--size=256] [--shift|--noshift] [--noise=0] [--background=0] [--gray=0.5] \
       [--probe_num=20] [--aspects=0.2,0.35,0.5,0.65,0.8] [--backgrounds=0,0.1,...] \
-      [--seed=0] [--overwrite]
+      [--seed=0] [--balanced] [--radius=0.18,0.26] [--overwrite]
 
 Writes trainA/ trainB/ testA/ testB/ (domain A: red circles and green triangles,
 domain B: the same kinds in gray; the images the trainer's `shapes` source draws for
@@ -31,6 +31,12 @@ _NOISE = flags.DEFINE_float("noise", 0.0, "Std of Gaussian noise on the 0..1 sca
 _BACKGROUND = flags.DEFINE_float("background", 0.0, "Background gray level, 0..1.")
 _GRAY = flags.DEFINE_float("gray", 0.5, "Gray level of domain-B shapes, 0..1.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of everything drawn.")
+_BALANCED = flags.DEFINE_boolean(
+  "balanced", False, "Alternate circles and triangles (half of each), else random kinds."
+)
+_RADIUS = flags.DEFINE_list(
+  "radius", ["0.18", "0.26"], "Range of the area-equivalent radius, fractions of --size."
+)
 _PROBE_NUM = flags.DEFINE_integer(
   "probe_num", 20, "Images per probe set, per aspect ratio and per background level (0: none)."
 )
@@ -70,8 +76,13 @@ def spec_from_flags() -> shapes.ShapesSpec:
   for name, value in (("background", _BACKGROUND.value), ("gray", _GRAY.value)):
     if not 0.0 <= value <= 1.0:
       raise UserError(f"--{name}={value} must lie in [0, 1]")
+  radius = _floats("radius", _RADIUS.value, 0.0, 0.5, lo_open=True)
+  if len(radius) != 2 or radius[0] > radius[1] or radius[1] >= 0.5:
+    raise UserError(f"--radius={','.join(_RADIUS.value)}: expected MIN,MAX with MIN <= MAX < 0.5")
   return shapes.ShapesSpec(
     size=_SIZE.value,
+    radius=radius,
+    balanced=_BALANCED.value,
     num_train=_NUM.value,
     num_test=_NUM_TEST.value,
     shift=_SHIFT.value,

@@ -58,5 +58,14 @@ def test_named_variants_change_only_what_they_name(name):
     "two_domain": set(),
     "star": {"pairs"},
     "full": {"pairs"},
+    "xai_paper": {
+      "netG",
+      "netD",
+      "xai.enabled",
+      "xai.saliency_of",
+      "xai.alpha",
+      "xai.damping",
+      "xai.mask_input",
+    },
   }[name]
   assert changed == expected

@@ -11,13 +11,17 @@ A "layer" is every submodule one level below the network, and every deeper submo
 that is not a bare convolution (so a ResNet block's conv1/conv2 count, the `conv`
 inside `down3` does not: its output is the same map before the norm).
 
-`forward(module)` returns a compiled (params, images, scales) -> (output,
+`forward(module)` returns a compiled (params, images, scales[, regions]) -> (output,
 {layer: activation}). Activations are captured with Flax's
 `capture_intermediates`; interventions are a `scales` argument holding one [C] vector
-per layer, multiplied into that layer's output through `nn.intercept_methods`. Because
-the scales are arguments (the same pytree structure every time), changing any factor
-reuses the compiled function; only a new input shape compiles again. The captured
-activation of a layer is its output after its own scale, i.e. what the next layer sees.
+per layer, multiplied into that layer's output through `nn.intercept_methods`, and
+element-wise edits of a layer's response (the study's GUI: a spatial region of one
+filter's response, or of all filters, times a factor) as a `regions` argument: per
+layer a table of MAX_REGIONS boxes [y0, y1, x0, x1) in the layer's pixels, a channel
+(-1: every channel) and a factor; unused rows have factor 1. Because scales and
+regions are arguments (the same pytree structure every time), changing any factor or
+box reuses the compiled function; only a new input shape compiles again. The captured
+activation of a layer is its output after its own edits, i.e. what the next layer sees.
 """
 
 import dataclasses
@@ -135,19 +139,51 @@ def _layers(module: nn.Module, shape: tuple[int, ...]) -> tuple[Layer, ...]:
   )
 
 
-def forward_fn(module: nn.Module):
-  """The uncompiled (params, images, scales) -> (output, activations); see `forward`.
+# Region edits per layer: a fixed number of rows, so that the compiled program's
+# arguments keep one structure whatever the user edits.
+MAX_REGIONS = 8
 
-  `scales=None` runs the network unchanged (only capturing).
+
+def apply_regions(y: jax.Array, table: Mapping[str, jax.Array]) -> jax.Array:
+  """y [B, h, w, C] with each region row's box (and channel) multiplied by its factor.
+
+  table: {'box': int32 [R, 4] (y0, y1, x0, x1; half-open, layer pixels), 'channel':
+  int32 [R] (-1: all channels), 'factor': float32 [R]}.
+  """
+  h, w, c = y.shape[1:]
+  ys = jnp.arange(h)[:, None]
+  xs = jnp.arange(w)[None, :]
+  chans = jnp.arange(c)
+  for r in range(table["factor"].shape[0]):
+    y0, y1, x0, x1 = (table["box"][r, i] for i in range(4))
+    inside = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)  # [h, w]
+    channel = table["channel"][r]
+    hit = inside[:, :, None] & ((chans == channel) | (channel < 0))  # [h, w, C]
+    y = y * jnp.where(hit, table["factor"][r], 1.0).astype(y.dtype)
+  return y
+
+
+def forward_fn(module: nn.Module):
+  """The uncompiled (params, images, scales, regions) -> (output, activations); see
+  `forward`. `scales=None` runs the network unchanged (only capturing); `regions=None`
+  edits no region.
   """
 
-  def fn(params, images: jax.Array, scales: Mapping[str, jax.Array] | None = None):
+  def fn(
+    params,
+    images: jax.Array,
+    scales: Mapping[str, jax.Array] | None = None,
+    regions: Mapping[str, Mapping[str, jax.Array]] | None = None,
+  ):
     def scale(next_fun, args, kwargs, context):
       y = next_fun(*args, **kwargs)
       if context.method_name == "__call__":
-        s = scales.get(probe.path(context.module))
+        name = probe.path(context.module)
+        s = scales.get(name)
         if s is not None:
           y = y * s.astype(y.dtype)  # [B, H, W, C] * [C]
+        if regions is not None and name in regions:
+          y = apply_regions(y, regions[name])
       return y
 
     def apply():
@@ -168,10 +204,12 @@ def forward_fn(module: nn.Module):
   return fn
 
 
-def is_identity(scales: Mapping[str, Any]) -> bool:
-  """Whether every scale is exactly 1 (concrete values; traced ones count as not)."""
+def is_identity(scales: Mapping[str, Any], regions: Mapping[str, Any] | None = None) -> bool:
+  """Whether every scale and region factor is exactly 1 (concrete values; traced ones
+  count as not)."""
   try:
-    return all(bool(np.all(np.asarray(v) == 1)) for v in scales.values())
+    factors = [table["factor"] for table in (regions or {}).values()]
+    return all(bool(np.all(np.asarray(v) == 1)) for v in [*scales.values(), *factors])
   except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
     return False  # traced values: cannot look inside, take the scaled program
 
@@ -189,13 +227,21 @@ class Forward:
 
   def __init__(self, module: nn.Module):
     fn = forward_fn(module)
+    self.module = module
     self.plain = xla.jit(lambda params, images: fn(params, images, None))
-    self.scaled = xla.jit(fn)
+    self._scaled = xla.jit(fn)
 
-  def __call__(self, params, images, scales: Mapping[str, Any]):
-    if is_identity(scales):
+  def scaled(self, params, images, scales: Mapping[str, Any], regions=None):
+    """The edited program; regions=None edits no region (the tables keep one structure,
+    so it is the same compiled program either way)."""
+    if regions is None:
+      regions = identity_regions(layers(self.module, images.shape))
+    return self._scaled(params, images, scales, regions)
+
+  def __call__(self, params, images, scales: Mapping[str, Any], regions=None):
+    if is_identity(scales, regions):
       return self.plain(params, images)
-    return self.scaled(params, images, scales)
+    return self.scaled(params, images, scales, regions)
 
 
 @functools.lru_cache(maxsize=16)
@@ -220,6 +266,31 @@ def identity_scales(layer_list: Sequence[Layer]) -> dict[str, np.ndarray]:
   return {layer.name: np.ones((layer.channels,), np.float32) for layer in layer_list}
 
 
+def identity_regions(layer_list: Sequence[Layer]) -> dict[str, dict[str, np.ndarray]]:
+  """Region tables with every factor 1 (no edit), MAX_REGIONS rows per layer."""
+  return {
+    layer.name: {
+      "box": np.zeros((MAX_REGIONS, 4), np.int32),
+      "channel": np.full((MAX_REGIONS,), -1, np.int32),
+      "factor": np.ones((MAX_REGIONS,), np.float32),
+    }
+    for layer in layer_list
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+  """An element-wise edit: the box [y0, y1) x [x0, x1) (the layer's pixels) of one
+  channel's response (None: every channel) times `factor` (0 switches it off)."""
+
+  y0: int
+  y1: int
+  x0: int
+  x1: int
+  factor: float = 0.0
+  channel: int | None = None
+
+
 @dataclasses.dataclass
 class Interventions:
   """What to change inside a forward pass (all factors multiply a layer's output).
@@ -229,12 +300,42 @@ class Interventions:
     channels: {layer: {channel: factor}}; 0 nullifies that filter's response.
     zero_bottleneck: zero the bottleneck (`bottleneck(module)`).
     keep_skips: U-Net only: the skip levels to keep (others are zeroed); None keeps all.
+    regions: {layer: [Region, ...]}: element-wise edits of spatial regions of a
+      layer's response, at most MAX_REGIONS per layer, applied after the scales.
   """
 
   layers: dict[str, float] = dataclasses.field(default_factory=dict)
   channels: dict[str, dict[int, float]] = dataclasses.field(default_factory=dict)
   zero_bottleneck: bool = False
   keep_skips: Sequence[int] | None = None
+  regions: dict[str, list[Region]] = dataclasses.field(default_factory=dict)
+
+  def region_tables(self, layer_list: Sequence[Layer]) -> dict[str, dict[str, np.ndarray]]:
+    """The per-layer region tables for `forward` (UserError on an unknown layer, a box
+    outside the layer, a bad channel or too many regions)."""
+    tables = identity_regions(layer_list)
+    shapes = {layer.name: layer.shape for layer in layer_list}
+    for name, regions in self.regions.items():
+      if name not in tables:
+        raise UserError(f"unknown layer {name!r}; layers of this network: {', '.join(tables)}")
+      if len(regions) > MAX_REGIONS:
+        raise UserError(f"layer {name!r} has {len(regions)} region edits; at most {MAX_REGIONS}")
+      h, w, c = shapes[name]
+      for i, r in enumerate(regions):
+        if not (0 <= r.y0 < r.y1 <= h and 0 <= r.x0 < r.x1 <= w):
+          raise UserError(
+            f"region [{r.y0}:{r.y1}, {r.x0}:{r.x1}] of layer {name!r} is not inside its "
+            f"{h}x{w} response"
+          )
+        if r.channel is not None and not 0 <= r.channel < c:
+          raise UserError(f"layer {name!r} has channels 0..{c - 1}, not {r.channel}")
+        if not np.isfinite(r.factor):
+          raise UserError(f"region factor {r.factor} is not a finite number")
+        table = tables[name]
+        table["box"][i] = (r.y0, r.y1, r.x0, r.x1)
+        table["channel"][i] = -1 if r.channel is None else r.channel
+        table["factor"][i] = r.factor
+    return tables
 
   def scales(self, module: nn.Module, layer_list: Sequence[Layer]) -> dict[str, np.ndarray]:
     """The per-layer [C] vectors for `forward` (raises UserError on unknown names)."""
@@ -291,8 +392,10 @@ def run(
     (output, {layer: activation}, layers), all activations [B, h, w, c] numpy arrays.
   """
   layer_list = layers(module, images.shape)
-  scales = (interventions or Interventions()).scales(module, layer_list)
-  out, acts = forward(module)(params, jnp.asarray(images, jnp.float32), scales)
+  interventions = interventions or Interventions()
+  scales = interventions.scales(module, layer_list)
+  regions = interventions.region_tables(layer_list)
+  out, acts = forward(module)(params, jnp.asarray(images, jnp.float32), scales, regions)
   out, acts = jax.device_get((out, acts))
   return np.asarray(out), {k: np.asarray(v) for k, v in acts.items()}, layer_list
 

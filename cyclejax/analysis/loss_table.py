@@ -70,9 +70,13 @@ def _side_fn(G, D, gan_mode: str):
     # For A images: G_A makes fake B, G_B brings it back, D_A judges the fake.
     fake = G.apply({"params": g_fwd}, x)
     pred_fake = D.apply({"params": d_fake}, fake)
+    rec = G.apply({"params": g_back}, fake)
     return {
       "G": per_image_gan(pred_fake, True),
-      "Cycle": lam * per_image_l1(G.apply({"params": g_back}, fake), x),
+      "Cycle": lam * per_image_l1(rec, x),
+      # The same against the image on a 0..1 scale (a [-1, 1] output compared with a
+      # 0..1 target): one of the loss definitions `cyclejax.analysis.table1` tries.
+      "Cycle01": lam * per_image_l1(rec, (x + 1.0) / 2.0),
       # The identity term of the generator that maps *into* this domain: G_B(a) ~ a
       # is the reference's idt_B.
       "Idt": lam * lambda_identity * per_image_l1(G.apply({"params": g_back}, x), x),
@@ -83,8 +87,11 @@ def _side_fn(G, D, gan_mode: str):
   return xla.jit(side)
 
 
-def _side_means(fn, params, config, images: np.ndarray, src: str, batch_size: int):
-  """Means over all images of one domain, in fixed-size (padded) batches."""
+def _side_means(
+  fn, params, config, images: np.ndarray, src: str, batch_size: int, unit_inputs: bool = False
+):
+  """Means over all images of one domain, in fixed-size (padded) batches; with
+  unit_inputs the networks get the images on a 0..1 scale instead of [-1, 1]."""
   g_fwd, g_back, d_fake, d_real, lam = _SIDES[src]
   nets = (params[g_fwd], params[g_back], params[d_fake], params[d_real])
   scalars = (np.float32(config[lam]), np.float32(config.lambda_identity))
@@ -94,11 +101,36 @@ def _side_means(fn, params, config, images: np.ndarray, src: str, batch_size: in
     chunk = images[start : start + batch_size]
     batch = np.zeros((batch_size, *images.shape[1:]), np.uint8)
     batch[: len(chunk)] = chunk
-    terms = jax.device_get(fn(*nets, image_lib.to_float(batch), *scalars))
+    x = image_lib.to_float(batch)
+    if unit_inputs:
+      x = (x + 1.0) / 2.0
+    terms = jax.device_get(fn(*nets, x, *scalars))
     for key, value in terms.items():
       total = float(np.sum(np.asarray(value)[: len(chunk)], dtype=np.float64))
       sums[key] = sums.get(key, 0.0) + total
   return {k: v / n for k, v in sums.items()}
+
+
+def evaluate_sides(
+  config: ml_collections.ConfigDict,
+  params: dict,
+  images_A: np.ndarray,
+  images_B: np.ndarray,
+  batch_size: int = 8,
+  unit_inputs: bool = False,
+) -> dict[str, dict[str, float]]:
+  """Per-domain means of the per-image terms: {'A': {'G', 'Cycle', 'Cycle01', 'Idt',
+  'D_fake', 'D_real'}, 'B': ...} (see _side_fn; `evaluate` combines them). With
+  unit_inputs every network gets the images on a 0..1 scale (and the cycle compares
+  with that), as a pipeline that skipped the [-1, 1] normalisation would."""
+  if len(images_A) == 0 or len(images_B) == 0:
+    raise UserError("cannot evaluate losses on an empty split")
+  G, D = inference.networks(config)
+  fn = _side_fn(G, D, config.gan_mode)
+  return {
+    "A": _side_means(fn, params, config, images_A, "A", batch_size, unit_inputs),
+    "B": _side_means(fn, params, config, images_B, "B", batch_size, unit_inputs),
+  }
 
 
 def evaluate(
@@ -121,12 +153,8 @@ def evaluate(
   Returns:
     {column: value} for every name in COLUMNS.
   """
-  if len(images_A) == 0 or len(images_B) == 0:
-    raise UserError("cannot evaluate losses on an empty split")
-  G, D = inference.networks(config)
-  fn = _side_fn(G, D, config.gan_mode)
-  a = _side_means(fn, params, config, images_A, "A", batch_size)
-  b = _side_means(fn, params, config, images_B, "B", batch_size)
+  sides = evaluate_sides(config, params, images_A, images_B, batch_size)
+  a, b = sides["A"], sides["B"]
   row = {
     "D_A": 0.5 * (b["D_real"] + a["D_fake"]),
     "D_B": 0.5 * (a["D_real"] + b["D_fake"]),

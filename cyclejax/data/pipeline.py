@@ -72,6 +72,7 @@ def shapes_spec(config: ml_collections.ConfigDict) -> shapes.ShapesSpec:
     seed=config.seed,
     num_shapes=s.num_shapes,
     radius=(s.radius_min, s.radius_max),
+    balanced=s.balanced,
   )
 
 

@@ -61,6 +61,9 @@ class ShapesSpec:
     kinds: the shape kinds drawn (uniformly, independently per shape).
     num_shapes: shapes per image (they never overlap; more than one needs shift).
     radius: range of the shapes' area-equivalent radius, as a fraction of `size`.
+    balanced: image i of a split shows kinds[i % len(kinds)] (exactly num / len(kinds)
+      of each kind when it divides, as the study's 100 circles + 100 triangles);
+      otherwise each image's kind is drawn at random. One shape per image only.
   """
 
   size: int = 64
@@ -74,6 +77,7 @@ class ShapesSpec:
   kinds: tuple[str, ...] = TRAIN_KINDS
   num_shapes: int = 1
   radius: tuple[float, float] = (0.18, 0.26)
+  balanced: bool = False
 
   def num(self, split: str) -> int:
     return {"train": self.num_train, "test": self.num_test}[split]
@@ -174,15 +178,18 @@ def draw_scene(
   )
 
 
-def draw_scenes(spec: ShapesSpec, rng: np.random.Generator) -> tuple[Scene, ...]:
-  """The `spec.num_shapes` non-overlapping shapes of one image."""
+def draw_scenes(
+  spec: ShapesSpec, rng: np.random.Generator, kind: str | None = None
+) -> tuple[Scene, ...]:
+  """The `spec.num_shapes` non-overlapping shapes of one image (the first of `kind`
+  when given)."""
   if spec.num_shapes > 1 and not spec.shift:
     raise ValueError("several shapes per image need shift=True (they cannot all be centred)")
   for _ in range(100):  # a crowded first draw can leave no room: start over
     scenes: tuple[Scene, ...] = ()
     try:
       for _ in range(spec.num_shapes):
-        scenes += (draw_scene(spec, rng, avoid=scenes, attempts=50),)
+        scenes += (draw_scene(spec, rng, kind if not scenes else None, avoid=scenes, attempts=50),)
       return scenes
     except ValueError:
       continue
@@ -295,6 +302,10 @@ def _sample(spec: ShapesSpec, split: str, domain: str, index: int) -> Sample:
   if not 0 <= index < spec.num(split):
     raise IndexError(f"shapes {split}/{domain} has {spec.num(split)} images, not {index + 1}")
   rng = np.random.default_rng([spec.seed, SPLITS[split], DOMAINS[domain], index])
+  if spec.balanced:
+    if spec.num_shapes != 1:
+      raise ValueError("balanced kinds need one shape per image (num_shapes=1)")
+    return render(spec, draw_scenes(spec, rng, spec.kinds[index % len(spec.kinds)]), rng)
   return render(spec, draw_scenes(spec, rng), rng)
 
 

@@ -4,7 +4,8 @@ Stable public API (pure functions, jit-compatible; `apply_fn` is a Flax module's
 `apply`, `params` its parameters, images [B, H, W, C] in [-1, 1]):
 
   score_cam(apply_fn, params, images, layer=None, *, target='realism',
-            weighting='scorecam' | 'scorecam_softmax', chunk_size=None, baseline=None)
+            weighting='scorecam' | 'scorecam_softmax', chunk_size=None, baseline=None,
+            convention='study' | 'pytorch_grad_cam')
       -> [B, H, W] float32 in [0, 1]
   gradcam / gradcampp(apply_fn, params, images, layer=None, *, target=...) -> same
   saliency(apply_fn, params, images, *, target=...) -> same
@@ -16,12 +17,16 @@ Stable public API (pure functions, jit-compatible; `apply_fn` is a Flax module's
   region(mask) / patch(shape, i, j) -> patch weights usable as `target`
   metrics: confidence, average_drop, increase_in_confidence, deletion_insertion,
       pointing_game, faithfulness (see cyclejax.explain.metrics)
+  sanity.cascading_randomization(module, params, images, layer=None, *, methods=...)
+      -> the maps as the layers are re-initialised from the output down, and their
+      Spearman rank correlation with the trained network's maps
 
 The math and its conventions are documented in cyclejax/explain/cams.py and
 cyclejax/explain/metrics.py. The command line is `python -m cyclejax.explain`.
 """
 
 from cyclejax.explain.cams import (
+  CONVENTIONS,
   METHODS,
   TARGETS,
   WEIGHTINGS,
@@ -42,6 +47,7 @@ from cyclejax.explain.cams import (
 )
 
 __all__ = [
+  "CONVENTIONS",
   "METHODS",
   "TARGETS",
   "WEIGHTINGS",

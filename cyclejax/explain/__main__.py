@@ -5,6 +5,13 @@
       [--layer=NAME] [--step=N] [--size=N] --output=out/
   python -m cyclejax.explain --workdir=runs/shapes --net=D_A --list_layers
 
+--convention=pytorch_grad_cam resizes Score-CAM's masks and maps as pytorch-grad-cam
+does (default 'study'; see cyclejax/explain/cams.py). --randomization adds the sanity
+check of cascading randomisation (cyclejax/explain/sanity.py): every map again with D's
+layers re-initialised from the output down, written as randomization.json,
+randomization.md (the mean Spearman rank correlation with the trained D's map per
+method and step) and randomization.png (the first image's maps at every step).
+
 --images is an image file, a folder of images, or `shapes` / `shapes:N`: the first N
 (default all) test images of the toy shapes set of the run's config in the domain D
 judges (D_A: B, D_B: A), whose ground-truth masks add the energy pointing game.
@@ -33,7 +40,7 @@ from cyclejax.analysis import inference
 from cyclejax.data import folder, shapes
 from cyclejax.data import images as image_lib
 from cyclejax.errors import UserError
-from cyclejax.explain import cams, metrics, render
+from cyclejax.explain import cams, metrics, render, sanity
 from cyclejax.run import checkpoints
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
@@ -54,6 +61,13 @@ _SIZE = flags.DEFINE_integer(
   "size", None, "Resize images to SIZE x SIZE (default: the run's crop_size; 0: keep sizes)."
 )
 _LIST = flags.DEFINE_boolean("list_layers", False, "Print the layers and their shapes, then exit.")
+_CONVENTION = flags.DEFINE_enum(
+  "convention", "study", list(cams.CONVENTIONS), "Score-CAM's resizing convention."
+)
+_RANDOMIZATION = flags.DEFINE_boolean(
+  "randomization", False, "Also run the cascading randomisation sanity check."
+)
+_SEED = flags.DEFINE_integer("seed", 0, "PRNG seed of --randomization's re-initialisations.")
 flags.mark_flags_as_required(["workdir"])
 
 DELETION_STEPS = 32  # fractions of the deletion / insertion curves
@@ -198,7 +212,9 @@ def main(argv):
   progress = Progress(len(images))
   for i, (stem, image) in enumerate(zip(stems, images, strict=True)):
     x = image_lib.to_float(image[None])
-    maps = jax.device_get(cams.explain(D.apply, params, x, layer, methods=methods))
+    maps = jax.device_get(
+      cams.explain(D.apply, params, x, layer, methods=methods, convention=_CONVENTION.value)
+    )
     mask = None if masks is None else masks[i][None]
     per_image[stem] = {}
     for method in methods:
@@ -230,6 +246,7 @@ def main(argv):
     "num_images": len(images),
     "image_size": ", ".join(sizes),
     "deletion_steps": DELETION_STEPS,
+    "convention": _CONVENTION.value,
     "confidence": (
       "Y = sigmoid(mean patch score) (vanilla GAN: D outputs logits)"
       if gan_mode == "vanilla"
@@ -242,6 +259,50 @@ def main(argv):
   image_lib.atomic_write(out_dir / "metrics.md", metrics_markdown(summary, header))
   print(metrics_markdown(summary, header))
   print(f"wrote {len(images)} x {len(methods)} maps, grids and metrics to {out_dir}")
+  if _RANDOMIZATION.value:
+    randomization_report(D, params, stems, images, layer, methods, header, out_dir)
+
+
+def randomization_report(D, params, stems, images, layer, methods, header, out_dir) -> None:
+  """The cascading randomisation check on every image (one image at a time: images may
+  differ in size), written as randomization.json / .md / .png."""
+  per_image, first = {}, None
+  progress = Progress(len(images), "images (randomization)")
+  for stem, image in zip(stems, images, strict=True):
+    result = sanity.cascading_randomization(
+      D,
+      params,
+      image_lib.to_float(image[None]),
+      layer,
+      methods=methods,
+      convention=_CONVENTION.value,
+      seed=_SEED.value,
+    )
+    per_image[stem] = {m: [float(v) for v in rho[:, 0]] for m, rho in result["spearman"].items()}
+    first = first or (image, result)
+    progress.update(stem)
+  order = first[1]["layers"]
+  mean = {m: np.mean([per_image[s][m] for s in stems], axis=0) for m in methods}
+  summary = {"layers": order, "spearman": {m: mean[m][:, None] for m in methods}}
+  title = (
+    f"# Cascading randomisation of {header['net']}\n\nworkdir `{header['workdir']}`, step "
+    f"{header['step']}, layer `{layer}`, {len(images)} images, convention "
+    f"`{_CONVENTION.value}`, seed {_SEED.value}."
+  )
+  table = sanity.markdown(summary, title)
+  report = {
+    **{k: header[k] for k in ("workdir", "net", "step", "layer", "num_images")},
+    "convention": _CONVENTION.value,
+    "seed": _SEED.value,
+    "layers": order,
+    "mean_spearman": {m: [float(v) for v in mean[m]] for m in methods},
+    "images": per_image,
+  }
+  image_lib.atomic_write(out_dir / "randomization.json", json.dumps(report, indent=2) + "\n")
+  image_lib.atomic_write(out_dir / "randomization.md", table)
+  image, result = first
+  render.randomization_figure(image, result, out_dir / "randomization.png")
+  print(table)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,21 @@ beyond rounding; it is kept (and reported) because it is part of the published
 formula. Since Up is linear, sum_k w_k Up(A_k) = Up(sum_k w_k A_k); we combine at the
 layer's resolution and upsample once, which is the same map up to float rounding.
 
+Two conventions for Score-CAM's resizing (`convention=`), both in use:
+  'study' (the default; the Score-CAM-on-CycleGAN study's code): the masks M_k use Up
+      with half-pixel centres, and the ReLU comes after upsampling, as written above.
+  'pytorch_grad_cam' (jacobgil/pytorch-grad-cam's ScoreCAM): the masks use Up with
+      aligned corners (nn.UpsamplingBilinear2d), then minmax (the library adds 1e-8 to
+      the denominator: a relative difference of 1e-8 / (max - min)), and the
+      combination is ReLU'd at the layer's resolution, then
+      min-max normalised and resized with half-pixel centres (cv2.resize):
+        cam = minmax(Up(ReLU(sum_k w_k A_k))).
+      Its ScoreCAM weighs with softmax_k(S_k), which is 'scorecam_softmax' here.
+      (Up preserves constants, so min-max before and after the resize, as the library
+      does, equals one min-max after it.)
+Grad-CAM and Grad-CAM++ have one convention, pytorch-grad-cam's: ReLU at the layer's
+resolution, then Up with half-pixel centres (saliency is at the input: no resizing).
+
 Baselines on the same layer and target (as in pytorch-grad-cam, the common reference):
   'gradcam':   w_k = mean_ij dS/dA_kij; cam = minmax(Up(ReLU(sum_k w_k A_k)))
   'gradcampp': g = dS/dA, a = g^2 / (2 g^2 + sum_ij(A_k) g^3 + 1e-6) (0 where g = 0),
@@ -52,6 +67,8 @@ from cyclejax.models import probe
 from cyclejax.names import EXPLAIN_METHODS as METHODS
 
 WEIGHTINGS = ("scorecam", "scorecam_softmax")
+# Score-CAM's resizing conventions (module docstring); the first is the default.
+CONVENTIONS = ("study", "pytorch_grad_cam")
 TARGETS = ("realism", "fakeness")
 EPS = 1e-8  # min-max: a map whose range is at most this is flat (all zeros)
 GRADCAMPP_EPS = 1e-6  # pytorch-grad-cam's eps in the Grad-CAM++ alpha denominator
@@ -148,17 +165,23 @@ def activations(apply_fn, params, images: jax.Array, layer: str) -> tuple[jax.Ar
 
 
 @functools.lru_cache(maxsize=64)
-def interpolation_matrix(size_in: int, size_out: int) -> np.ndarray:
-  """[size_out, size_in] weights of PyTorch's bilinear resize, align_corners=False.
+def interpolation_matrix(size_in: int, size_out: int, align_corners: bool = False) -> np.ndarray:
+  """[size_out, size_in] weights of PyTorch's bilinear resize.
 
-  Source coordinate of output i: (i + 0.5) * size_in / size_out - 0.5, clamped below
-  at 0 (as PyTorch's area_pixel_compute_source_index); neighbours floor and floor+1
-  (clamped at the last pixel) with linear weights.
+  align_corners=False (F.interpolate's default, and cv2.resize's INTER_LINEAR when
+  enlarging): the source coordinate of output i is (i + 0.5) * size_in / size_out - 0.5,
+  clamped below at 0 (as PyTorch's area_pixel_compute_source_index).
+  align_corners=True (nn.UpsamplingBilinear2d): i * (size_in - 1) / (size_out - 1), so
+  the corner pixels of input and output coincide (0 when size_out is 1).
+  Neighbours floor and floor+1 (clamped at the last pixel) get linear weights.
   """
   w = np.zeros((size_out, size_in), np.float64)
   scale = size_in / size_out
   for i in range(size_out):
-    src = max((i + 0.5) * scale - 0.5, 0.0)
+    if align_corners:
+      src = i * (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+    else:
+      src = max((i + 0.5) * scale - 0.5, 0.0)
     i0 = min(int(math.floor(src)), size_in - 1)
     i1 = min(i0 + 1, size_in - 1)
     frac = src - i0
@@ -167,10 +190,11 @@ def interpolation_matrix(size_in: int, size_out: int) -> np.ndarray:
   return w.astype(np.float32)
 
 
-def upsample(maps: jax.Array, size: tuple[int, int]) -> jax.Array:
-  """Bilinear resize of [B, h, w, K] maps to [B, H, W, K] (half-pixel centres)."""
-  wh = jnp.asarray(interpolation_matrix(maps.shape[1], size[0]))
-  ww = jnp.asarray(interpolation_matrix(maps.shape[2], size[1]))
+def upsample(maps: jax.Array, size: tuple[int, int], align_corners: bool = False) -> jax.Array:
+  """Bilinear resize of [B, h, w, K] maps to [B, H, W, K]: half-pixel centres, or with
+  align_corners the corner pixels aligned (see `interpolation_matrix`)."""
+  wh = jnp.asarray(interpolation_matrix(maps.shape[1], size[0], align_corners))
+  ww = jnp.asarray(interpolation_matrix(maps.shape[2], size[1], align_corners))
   return jnp.einsum("Hh,bhwk,Ww->bHWk", wh, maps, ww, precision=jax.lax.Precision.HIGHEST)
 
 
@@ -306,8 +330,11 @@ def _layer_gradient(apply_fn, variables, images, layer, target_fn, weights):
   return acts, grads, out
 
 
-def _channel_scores(apply_fn, variables, images, acts, target_fn, weights, chunk_size):
-  """[B, K] scores S_k = target(D(x * M_k)); chunk_size channels per batch."""
+def _channel_scores(
+  apply_fn, variables, images, acts, target_fn, weights, chunk_size, align_corners=False
+):
+  """[B, K] scores S_k = target(D(x * M_k)); chunk_size channels per batch; the masks
+  upsampled with aligned corners when `align_corners`."""
   b, h, w, k = acts.shape
   size = images.shape[1:3]
   chunk_size = min(chunk_size, k)
@@ -325,7 +352,7 @@ def _channel_scores(apply_fn, variables, images, acts, target_fn, weights, chunk
   per_image = jax.vmap(per_mask, in_axes=(0, 0, None if weights is None else 0))
 
   def chunk(a_c):  # [B, h, w, C] -> [B, C]
-    masks = minmax(upsample(a_c, size))  # [B, H, W, C]
+    masks = minmax(upsample(a_c, size, align_corners))  # [B, H, W, C]
     wts = None if weights is None else jnp.broadcast_to(weights, (b, *weights.shape[-2:]))
     return per_image(images, jnp.moveaxis(masks, -1, 1), wts)
 
@@ -342,25 +369,31 @@ def _combine(acts, weights_k, size, relu_first: bool):
 
 
 @functools.partial(
-  xla.jit, static_argnames=("apply_fn", "layer", "methods", "target_fn", "chunk_size")
+  xla.jit,
+  static_argnames=("apply_fn", "layer", "methods", "target_fn", "chunk_size", "convention"),
 )
-def _explain(apply_fn, layer, methods, target_fn, chunk_size, variables, images, weights, baseline):
+def _explain(
+  apply_fn, layer, methods, target_fn, chunk_size, convention, variables, images, weights, baseline
+):
   images = images.astype(jnp.float32)
   size = images.shape[1:3]
   out: dict[str, jax.Array] = {}
   if any(m in WEIGHTINGS for m in methods):
+    library = convention == "pytorch_grad_cam"
     _, acts = activations(apply_fn, variables, images, layer)
-    scores = _channel_scores(apply_fn, variables, images, acts, target_fn, weights, chunk_size)
+    scores = _channel_scores(
+      apply_fn, variables, images, acts, target_fn, weights, chunk_size, align_corners=library
+    )
     out["scores"] = scores
     if "scorecam" in methods:
-      out["scorecam"] = _combine(acts, scores, size, relu_first=False)
+      out["scorecam"] = _combine(acts, scores, size, relu_first=library)
     if "scorecam_softmax" in methods:
       base = jnp.broadcast_to(baseline, images.shape)
       base_out = apply_fn(variables, base).astype(jnp.float32)
       s_base = reduce_patches(base_out, target_fn, weights)
       out["baseline_score"] = s_base
       alpha = jax.nn.softmax(scores - s_base[:, None], axis=-1)
-      out["scorecam_softmax"] = _combine(acts, alpha, size, relu_first=False)
+      out["scorecam_softmax"] = _combine(acts, alpha, size, relu_first=library)
   if "gradcam" in methods or "gradcampp" in methods:
     acts, g, _ = _layer_gradient(apply_fn, variables, images, layer, target_fn, weights)
     if "gradcam" in methods:
@@ -394,6 +427,7 @@ def explain(
   target: Target = "realism",
   chunk_size: int | None = None,
   baseline=None,
+  convention: str = "study",
 ) -> dict[str, jax.Array]:
   """Several CAMs of the same images, layer and target in one compiled call.
 
@@ -409,11 +443,15 @@ def explain(
       that fits the device's memory (see `default_chunk_size`).
     baseline: the 'scorecam_softmax' baseline image, broadcastable to images; None =
       black (-1).
+    convention: Score-CAM's resizing, 'study' or 'pytorch_grad_cam' (CONVENTIONS; see
+      the module docstring). The other methods have one convention.
 
   Returns:
     {method: [B, H, W] float32 in [0, 1]}, plus for Score-CAM 'scores' [B, K] (S_k)
     and for 'scorecam_softmax' 'baseline_score' [B].
   """
+  if convention not in CONVENTIONS:
+    raise ValueError(f"unknown convention {convention!r}; expected one of {list(CONVENTIONS)}")
   methods = tuple(dict.fromkeys(methods))
   unknown = [m for m in methods if m not in METHODS]
   if unknown:
@@ -450,6 +488,7 @@ def explain(
     methods,
     target_fn,
     int(chunk_size),
+    convention,
     as_variables(params),
     images,
     weights,
@@ -467,11 +506,13 @@ def score_cam(
   weighting: str = "scorecam",
   chunk_size: int | None = None,
   baseline=None,
+  convention: str = "study",
 ) -> jax.Array:
   """Score-CAM of [B, H, W, C] images: [B, H, W] float32 in [0, 1].
 
   Args:
-    apply_fn, params, images, layer, target, chunk_size, baseline: as in `explain`.
+    apply_fn, params, images, layer, target, chunk_size, baseline, convention: as in
+      `explain`.
     weighting: 'scorecam' (sum_k S_k Up(A_k), the Score-CAM-for-CycleGAN study) or
       'scorecam_softmax' (Wang et al.: softmax_k(S_k - S_baseline)).
   """
@@ -486,6 +527,7 @@ def score_cam(
     target=target,
     chunk_size=chunk_size,
     baseline=baseline,
+    convention=convention,
   )[weighting]
 
 

@@ -39,6 +39,27 @@ def comparison_figure(image: np.ndarray, maps: dict[str, np.ndarray], path: path
   image_lib.save_figure(fig, path, dpi=100)
 
 
+def randomization_figure(image: np.ndarray, result: dict, path: pathlib.Path) -> None:
+  """One row per method: the trained D's map, then the map after each step of the
+  cascading randomisation (`sanity.cascading_randomization` of one image), titled with
+  the layer randomised down to and the Spearman correlation."""
+  plt = image_lib.pyplot()
+  methods = list(result["maps"])
+  steps = ["trained"] + [f"to {name}" for name in result["layers"]]
+  fig, axes = plt.subplots(
+    len(methods), len(steps), figsize=(1.9 * len(steps), 2.1 * len(methods)), squeeze=False
+  )
+  for r, method in enumerate(methods):
+    for c, title in enumerate(steps):
+      ax = axes[r, c]
+      ax.imshow(overlay(image, result["maps"][method][c, 0]), interpolation="nearest")
+      rho = "" if c == 0 else f"\nrho {result['spearman'][method][c - 1, 0]:.2f}"
+      ax.set_title(f"{method}\n{title}{rho}" if c == 0 else f"{title}{rho}", fontsize=7)
+      ax.axis("off")
+  fig.tight_layout()
+  image_lib.save_figure(fig, path, dpi=90)
+
+
 def sample_grid(D, params: dict, judged: dict, methods: tuple[str, ...]) -> np.ndarray:
   """CAMs of discriminators on real images of the domain each judges, as one uint8 grid.
 

@@ -15,6 +15,8 @@ the server keeps serving.
   GET  /api/layer?run=&layer=&normalize=channel|layer
   GET  /api/metrics, /api/samples, /samples/<step_N.png>
   GET  /api/scorecam?run=&direction=
+  GET  /api/latest               switch to the newest checkpoint, if newer (following a
+                                 run that is still training)
 """
 
 import http.server
@@ -136,6 +138,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         "/api/scorecam": lambda p, q: self._json(
           session.score_cam(q.get("run", ""), q.get("direction", ""))
         ),
+        "/api/latest": lambda p, q: self._json(session.latest()),
       }
     )
 

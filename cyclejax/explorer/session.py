@@ -9,6 +9,8 @@ output (`cyclejax.explain`).
 
 Runs are cached (least recently used first out, within a memory budget), so opening
 another layer of the last update renders its grid without running the network again.
+`latest()` follows a training run that is still writing: it switches to the newest
+checkpoint when there is one (the page polls it while "follow the run" is on).
 """
 
 import base64
@@ -54,7 +56,12 @@ class Run:
   activations: dict[str, np.ndarray]  # layer -> [h, w, c] float32
   layers: list[internals.Layer]
   scales: dict[str, np.ndarray]
+  regions: dict[str, dict[str, np.ndarray]]
   seconds: float
+
+  @property
+  def identity(self) -> bool:
+    return internals.is_identity(self.scales, self.regions)
 
   @property
   def nbytes(self) -> int:
@@ -288,17 +295,19 @@ class Session:
         return self._runs[run_key]
       layer_list = internals.layers(self.G, (1, *image.shape))
       scales = interventions.scales(self.G, layer_list)
+      regions = interventions.region_tables(layer_list)
       forward = internals.forward(self.G)
       params = self.params[self.generators[direction]]
       x = image_lib.to_float(image[None])
       start = time.perf_counter()
       if scaled:
-        out, acts = forward.scaled(params, x, scales)
+        out, acts = forward.scaled(params, x, scales, regions)
       else:
-        out, acts = forward(params, x, scales)
+        out, acts = forward(params, x, scales, regions)
       out = image_lib.to_uint8(np.asarray(out)[0])
       acts = {k: np.asarray(v)[0] for k, v in acts.items()}
-      run = Run(run_key, out, acts, layer_list, scales, time.perf_counter() - start)
+      seconds = time.perf_counter() - start
+      run = Run(run_key, out, acts, layer_list, scales, regions, seconds)
       self._runs[run_key] = run
       total = sum(r.nbytes for r in self._runs.values())
       while total > self.cache_bytes and len(self._runs) > 3:
@@ -312,7 +321,8 @@ class Session:
     Args:
       request: {input, direction ('AtoB'|'BtoA'), interventions: {layers: {name:
         factor}, channels: {name: {channel: factor}}, zero_bottleneck: bool,
-        keep_skips: [levels] | null}}.
+        keep_skips: [levels] | null, regions: {name: [{y0, y1, x0, x1, factor,
+        channel (null: every channel)}]}}}; region boxes are in the layer's pixels.
 
     Returns:
       {run, baseline_run, output and baseline (data URLs), identical, seconds,
@@ -327,7 +337,7 @@ class Session:
     baseline = self._run(key, direction, internals.Interventions())
     run = self._run(key, direction, interventions)
     reference = baseline
-    if not internals.is_identity(run.scales):
+    if not run.identity:
       # Changes are measured against the same compiled program with all-ones scales,
       # so layers upstream of every intervention compare exactly equal (the unchanged
       # program can differ from it in the last bit; see internals.Forward).
@@ -340,9 +350,11 @@ class Session:
       entry = _layer_json(layer)
       entry["change"] = change
       entry["scaled"] = {str(c): float(f) for c, f in enumerate(run.scales[layer.name]) if f != 1.0}
+      entry["regions"] = int(np.sum(run.regions[layer.name]["factor"] != 1.0))
       layers_json.append(entry)
     return {
       "run": run.key,
+      "step": self.step,
       "baseline_run": baseline.key,
       "output": data_url(run.output),
       "baseline": data_url(baseline.output),
@@ -372,6 +384,35 @@ class Session:
       "mean_abs": internals.channel_stats(act)["mean_abs"],
       "seconds": time.perf_counter() - start,
     }
+
+  # ------------------------------------------------------------------------------------
+  # Following a run that is still training.
+
+  def latest(self) -> dict[str, Any]:
+    """Switches to the workdir's newest checkpoint if it is newer than the one shown.
+
+    Returns:
+      {step (now shown), steps (saved), changed (whether it switched)}. Inputs stay;
+      cached runs and discriminators are dropped (they belong to the old weights).
+    """
+    try:
+      reader = checkpoints.Reader(self.workdir)
+      steps = reader.steps()
+    except UserError:
+      return {"step": self.step, "steps": [], "changed": False}
+    newest = steps[-1] if steps else self.step
+    if newest <= self.step:
+      return {"step": self.step, "steps": steps, "changed": False}
+    try:
+      params = reader.params_of(list(self.generators.values()), newest)
+    except (UserError, OSError, ValueError, FileNotFoundError):
+      # Being written or already rotated away (max_to_keep): try again at the next poll.
+      return {"step": self.step, "steps": steps, "changed": False}
+    with self._lock:
+      self.reader, self.step, self.params = reader, newest, params
+      self._runs.clear()
+      self._D_params.clear()
+    return {"step": self.step, "steps": steps, "changed": True}
 
   # ------------------------------------------------------------------------------------
   # The run's history.
@@ -435,9 +476,27 @@ def parse_interventions(value: Any) -> internals.Interventions:
     }
     keep = value.get("keep_skips")
     keep = None if keep is None else [int(level) for level in keep]
-  except (AttributeError, TypeError, ValueError) as e:
+    regions = {
+      str(k): [
+        internals.Region(
+          int(r["y0"]),
+          int(r["y1"]),
+          int(r["x0"]),
+          int(r["x1"]),
+          float(r.get("factor", 0.0)),
+          None if r.get("channel") is None else int(r["channel"]),
+        )
+        for r in v
+      ]
+      for k, v in (value.get("regions") or {}).items()
+    }
+  except (AttributeError, TypeError, ValueError, KeyError) as e:
     raise UserError(f"malformed interventions: {e}") from None
+  region_factors = [r.factor for v in regions.values() for r in v]
   for factor in [*layers.values(), *(f for v in channels.values() for f in v.values())]:
+    if not np.isfinite(factor):
+      raise UserError(f"factor {factor} is not a finite number")
+  for factor in region_factors:
     if not np.isfinite(factor):
       raise UserError(f"factor {factor} is not a finite number")
   return internals.Interventions(
@@ -445,6 +504,7 @@ def parse_interventions(value: Any) -> internals.Interventions:
     channels=channels,
     zero_bottleneck=bool(value.get("zero_bottleneck", False)),
     keep_skips=keep,
+    regions=regions,
   )
 
 

@@ -10,9 +10,21 @@ explanations, building on xAI-GAN (Nagisetty et al.) and Mask CycleGAN (Wang):
   gradient mask    `guide(y, m)` is the identity in the forward pass; its backward rule
                    turns the incoming gradient g into g + g * m (m = alpha * lambda_a * E).
   damping          lambda(x) = min(1, 4 * (0.5 - min(0.5, x)) ** gamma) of a
-                   discriminator's current loss x: 1 when D is sure (x = 0), 0 when it
-                   cannot tell real from fake (x >= 0.5). For gamma = 2 this equals the
-                   authors' ((0.5 - min(0.5, x)) / 0.5) ** 2 ("slow_start" ramp).
+                   discriminator's current loss x: 1 when D is sure (x = 0), 0 when
+                   x >= 0.5. For gamma = 2 this equals the authors' ((0.5 - min(0.5,
+                   x)) / 0.5) ** 2 ("slow_start" ramp).
+
+Options the paper describes, beside today's behaviour (the defaults):
+  saliency_of='loss'  E = |d L_D(fake) / d fake| (max over channels, min-max per
+                   image), L_D(fake) = GAN(D(fake), fake label), the discriminator's
+                   loss on the fake (mean over its patches), instead of the mean score.
+                   For LSGAN its gradient is 2 D(fake) dD/dx per patch: patches D
+                   already finds fake-looking count more.
+  damping='chance' x is the D loss rescaled so that a D that cannot tell real from
+                   fake has x = 0.5, the paper's meaning of 0.5: x = 0.5 * loss /
+                   chance, chance = 0.25 for LSGAN (D outputs 0.5 everywhere:
+                   0.5 ((0.5 - 1)^2 + 0.5^2)) and ln 2 for the vanilla loss (logits 0).
+                   With damping='loss' (today) lambda is 0.25 at that point, not 0.
   soft input mask  N(1, 0.02) noise plus lambda_b times the mask discriminator's map,
                    fed to a MaskedGenerator next to the image.
 
@@ -22,6 +34,8 @@ of the static GAN and the arrays it is handed.
 """
 
 import dataclasses
+import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -113,6 +127,42 @@ def explanation(name: str) -> Callable:
   return EXPLANATIONS[name]
 
 
+def loss_saliency(apply_fn: Callable, params, images: jax.Array, gan_mode: str) -> jax.Array:
+  """|d GAN(D(x), fake) / d x|, max over channels, normalised per image: [B, H, W, 1].
+
+  The saliency of the discriminator's loss on images it should call fake (the mean
+  over its patch map per image); each image's gradient is its own (see `saliency`).
+  """
+  images = jax.lax.stop_gradient(images)
+  params = jax.lax.stop_gradient(params)
+
+  def total_loss(x):
+    pred = apply_fn({"params": params}, x)
+    per_image = jax.vmap(
+      lambda p: losses.gan_loss(prediction=p, target_is_real=False, gan_mode=gan_mode)
+    )(pred)
+    return per_image.sum()
+
+  grads = jax.grad(total_loss)(images)
+  return normalize_per_image(jnp.abs(grads).max(axis=-1, keepdims=True))
+
+
+# A discriminator's loss when it cannot tell real from fake: LSGAN with outputs 0.5
+# everywhere, 0.5 ((0.5 - 1)^2 + (0.5 - 0)^2); vanilla with logits 0, 0.5 (ln 2 + ln 2).
+CHANCE_LOSS = {"lsgan": 0.25, "vanilla": math.log(2.0)}
+SALIENCY_OF = ("score", "loss")
+DAMPING_INPUTS = ("loss", "chance")
+
+
+def damping_input(loss: jax.Array, gan_mode: str, mode: str = "loss") -> jax.Array:
+  """The damping's x: the D loss itself ('loss'), or rescaled so that chance is 0.5."""
+  if mode == "loss":
+    return loss
+  if mode == "chance":
+    return loss * (0.5 / CHANCE_LOSS[gan_mode])
+  raise ValueError(f"unknown damping input {mode!r}; expected one of {DAMPING_INPUTS}")
+
+
 def noise_mask(key: jax.Array, shape: tuple[int, ...], mean: float = 1.0, std: float = 0.02):
   """Mask CycleGAN's noise mask: N(mean, std) per pixel, shape [B, H, W, 1]."""
   return mean + std * jax.random.normal(key, shape, jnp.float32)
@@ -133,6 +183,8 @@ class XaiSettings:
   mask_input: bool = False
   mask_std: float = 0.02
   mask_gan_ratio: float = 0.5
+  saliency_of: str = "score"  # 'score' | 'loss' (SALIENCY_OF)
+  damping: str = "loss"  # 'loss' | 'chance' (DAMPING_INPUTS)
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "XaiSettings | None":
@@ -141,8 +193,31 @@ class XaiSettings:
     if not x.enabled:
       return None
     return cls(
-      x.explanation, x.apply_to, x.alpha, x.gamma, x.mask_input, x.mask_std, x.mask_gan_ratio
+      x.explanation,
+      x.apply_to,
+      x.alpha,
+      x.gamma,
+      x.mask_input,
+      x.mask_std,
+      x.mask_gan_ratio,
+      x.saliency_of,
+      x.damping,
     )
+
+
+def explainer(gan) -> Callable:
+  """The explanation map function of the GAN's xai settings: fn(apply_fn, params,
+  images) -> [B, H, W, 1] in [0, 1]."""
+  x = gan.xai
+  if x.saliency_of == "loss":
+    return functools.partial(loss_saliency, gan_mode=gan.weights.gan_mode)
+  return explanation(x.explanation)
+
+
+def trust(gan, loss: jax.Array) -> jax.Array:
+  """lambda of a discriminator's current loss under the GAN's xai settings."""
+  x = gan.xai
+  return damping(damping_input(loss, gan.weights.gan_mode, x.damping), x.gamma)
 
 
 def discriminator_value(D, params, real, fake, gan_mode: str) -> jax.Array:
@@ -172,7 +247,7 @@ def input_masks(gan, params, real_A, real_B, key) -> tuple[dict, dict]:
     ({'A': mask for G_A's inputs, 'B': ...} each [B, H, W, 1], {'lambda_b_A', 'lambda_b_B'}).
   """
   x = gan.xai
-  explain = explanation(x.explanation)
+  explain = explainer(gan)
   sg = jax.lax.stop_gradient(params)
   key_A, key_B = jax.random.split(key)
   masks, metrics = {}, {}
@@ -182,9 +257,9 @@ def input_masks(gan, params, real_A, real_B, key) -> tuple[dict, dict]:
   ):
     noise = noise_mask(k, real_src.shape[:-1] + (1,), std=x.mask_std)
     first = jax.lax.stop_gradient(gan.G.apply({"params": sg[gen]}, real_src, noise))
-    lam_b = damping(
+    lam_b = trust(
+      gan,
       discriminator_value(gan.D, sg[dm], real_dst * noise, first * noise, gan.weights.gan_mode),
-      x.gamma,
     )
     masks[src] = noise + lam_b * explain(gan.D.apply, sg[dm], first)
     metrics[f"lambda_b_{src}"] = lam_b
@@ -198,7 +273,6 @@ def guided(gan, d_params, fake, real) -> tuple[jax.Array, jax.Array]:
     (the guided fake, lambda_a).
   """
   x = gan.xai
-  explain = explanation(x.explanation)
-  lam_a = damping(discriminator_value(gan.D, d_params, real, fake, gan.weights.gan_mode), x.gamma)
-  m = x.alpha * lam_a * explain(gan.D.apply, d_params, fake)
+  lam_a = trust(gan, discriminator_value(gan.D, d_params, real, fake, gan.weights.gan_mode))
+  m = x.alpha * lam_a * explainer(gan)(gan.D.apply, d_params, fake)
   return guide(fake, jax.lax.stop_gradient(m)), lam_a

@@ -178,7 +178,7 @@ def test_changing_masks_never_recompiles(nets):
   ):
     fwd(params, x, interventions.scales(G, layer_list))
   fwd(params, x, internals.identity_scales(layer_list))
-  assert fwd.scaled._cache_size() == 1  # noqa: SLF001
+  assert fwd._scaled._cache_size() == 1  # noqa: SLF001
   assert fwd.plain._cache_size() == 1  # noqa: SLF001
   # A new input shape is the one thing that compiles again.
   bigger = jnp.zeros((1, 2 * SIZE, SIZE, 3))
@@ -187,7 +187,44 @@ def test_changing_masks_never_recompiles(nets):
     bigger,
     internals.Interventions(zero_bottleneck=True).scales(G, internals.layers(G, bigger.shape)),
   )
-  assert fwd.scaled._cache_size() == 2  # noqa: SLF001
+  assert fwd._scaled._cache_size() == 2  # noqa: SLF001
+
+
+def test_region_edits_act_on_their_box_and_channel_only(nets):
+  G, params, x = nets["unet"]
+  layer_list = internals.layers(G, x.shape)
+  # A box covering the whole response of one channel equals that channel's scale.
+  h, w, _ = dict((layer.name, layer.shape) for layer in layer_list)["down1"]
+  whole = internals.Interventions(regions={"down1": [internals.Region(0, h, 0, w, 0.3, 2)]})
+  by_channel = internals.Interventions(channels={"down1": {2: 0.3}})
+  out_r, acts_r, _ = internals.run(G, params, x, whole)
+  out_c, _, _ = internals.run(G, params, x, by_channel)
+  np.testing.assert_allclose(out_r, out_c, atol=1e-6)
+  # A box of one channel: down1's response changes exactly there, by the factor.
+  _, plain, _ = internals.run(G, params, x)
+  box = internals.Interventions(
+    regions={"down1": [internals.Region(1, 3, 2, 6, 0.0, 1), internals.Region(0, 2, 0, 2, 2.0)]}
+  )
+  _, acts, _ = internals.run(G, params, x, box)
+  want = plain["down1"].copy()
+  want[:, 1:3, 2:6, 1] = 0.0
+  want[:, 0:2, 0:2, :] *= 2.0
+  np.testing.assert_allclose(acts["down1"], want, atol=1e-6)
+  # New boxes and factors reuse the compiled program.
+  fwd = internals.forward(G)
+  scales = internals.identity_scales(layer_list)
+  before = fwd._scaled._cache_size()  # noqa: SLF001
+  for y0, f in ((0, 0.5), (2, 0.0), (4, 3.0)):
+    edit = internals.Interventions(regions={"up2": [internals.Region(y0, y0 + 2, 0, 4, f)]})
+    fwd(params, x, scales, edit.region_tables(layer_list))
+  assert fwd._scaled._cache_size() == max(before, 1)  # noqa: SLF001
+  with pytest.raises(UserError, match=r"region \[0:99, 0:2\] of layer 'down1' is not inside"):
+    internals.Interventions(regions={"down1": [internals.Region(0, 99, 0, 2)]}).region_tables(
+      layer_list
+    )
+  too_many = [internals.Region(0, 1, 0, 1)] * (internals.MAX_REGIONS + 1)
+  with pytest.raises(UserError, match="at most 8"):
+    internals.Interventions(regions={"down1": too_many}).region_tables(layer_list)
 
 
 def test_intervention_mistakes_name_the_layer_and_the_range():

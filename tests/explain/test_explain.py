@@ -363,13 +363,24 @@ def test_cli_explains_shapes_and_files(trained_workdir, tmp_path):
     f"--workdir={workdir}",
     "--net=D_B",
     f"--images={inputs}",
-    "--methods=scorecam_softmax",
+    "--methods=scorecam_softmax,gradcam",
     "--layer=layer2",
     "--step=2",
+    "--convention=pytorch_grad_cam",
+    "--randomization",
     f"--output={tmp_path / 'files'}",
   )
-  assert np.load(tmp_path / "files" / "gray.scorecam_softmax.npy").shape == (32, 32)
-  assert "pointing_game" not in (tmp_path / "files" / "metrics.md").read_text()
+  files = tmp_path / "files"
+  assert np.load(files / "gray.scorecam_softmax.npy").shape == (32, 32)
+  assert "pointing_game" not in (files / "metrics.md").read_text()
+  assert json.loads((files / "metrics.json").read_text())["convention"] == "pytorch_grad_cam"
+  randomization = json.loads((files / "randomization.json").read_text())
+  assert randomization["layers"] == ["head", "layer4", "layer3", "layer2", "layer1"]
+  for method in ("scorecam_softmax", "gradcam"):
+    rho = randomization["images"]["gray"][method]
+    assert len(rho) == 5 and all(-1.0 <= v <= 1.0 for v in rho)
+  assert "| gradcam |" in (files / "randomization.md").read_text()
+  assert Image.open(files / "randomization.png").size[0] > 6 * 100
 
 
 @pytest.mark.slow

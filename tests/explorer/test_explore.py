@@ -7,6 +7,8 @@ import io
 import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -129,6 +131,20 @@ def test_api_runs_the_generator_as_translate_does_and_intervenes(explorer):
   r, q = divmod(channel, layout["cols"])
   y, x = layout["pad"] + r * (layout["cell_h"] + 1), layout["pad"] + q * (layout["cell_w"] + 1)
   assert np.all(image[y : y + layout["cell_h"], x : x + layout["cell_w"]] == 0)  # nulled
+  # An element-wise edit: a box of one filter's response; the same layers move.
+  body["interventions"] = {
+    "regions": {
+      "block3/conv1": [{"y0": 1, "y1": 4, "x0": 0, "x1": 5, "factor": 0, "channel": channel}]
+    }
+  }
+  status, edited = call(url, "/api/run", body)
+  assert status == 200 and edited["run"] != changed["run"]
+  moved = [layer["name"] for layer in edited["layers"] if layer["change"] > 0]
+  assert moved == names[names.index("block3/conv1") :]
+  assert edited["layers"][names.index("block3/conv1")]["regions"] == 1
+  status, grid = call(url, f"/api/layer?run={edited['run']}&layer=block3/conv1")
+  status, latest = call(url, "/api/latest")
+  assert status == 200 and latest == {"step": 4, "steps": [2, 4], "changed": False}
   status, toy = call(url, "/api/input", {"source": "toy", "kind": "square", "background": 0.7})
   assert status == 200 and toy["truth"]["shapes"][0]["kind"] == "square"
   assert toy["truth"]["shapes"][0]["true_color"] is None
@@ -158,6 +174,19 @@ def test_api_answers_mistakes_with_a_message_and_keeps_serving(explorer):
       {"input": answer["input"], "interventions": {"layers": {"down9": 0}}},
       "unknown layer 'down9'",
     ),
+    (
+      "/api/run",
+      {"input": answer["input"], "interventions": {"regions": {"stem": [{"y0": 0}]}}},
+      "malformed interventions",
+    ),
+    (
+      "/api/run",
+      {
+        "input": answer["input"],
+        "interventions": {"regions": {"stem": [{"y0": 0, "y1": 99, "x0": 0, "x1": 1}]}},
+      },
+      "not inside its 32x32 response",
+    ),
   ]
   for path, body, message in bad:
     status, reply = call(url, path, body)
@@ -178,6 +207,27 @@ def test_api_answers_mistakes_with_a_message_and_keeps_serving(explorer):
   else:
     assert status == 200 and cam["available"] and decode(cam["image"]).shape == (32, 32, 3)
   assert call(url, "/api/info")[0] == 200
+
+
+def test_session_follows_a_run_to_its_new_checkpoints(trained_workdir, tmp_path):
+  workdir, _ = trained_workdir
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy)
+  held = tmp_path / "step4"
+  shutil.move(copy / "checkpoints" / "4", held)  # as if training had not written it yet
+  s = explore_session.Session(copy)
+  assert s.step == 2 and s.latest() == {"step": 2, "steps": [2], "changed": False}
+  picked = s.input_test("B", 0)
+  first = s.run({"input": picked["input"], "direction": "BtoA"})
+  shutil.move(held, copy / "checkpoints" / "4")  # the trainer saves step 4
+  assert s.latest() == {"step": 4, "steps": [2, 4], "changed": True}
+  again = s.run({"input": picked["input"], "direction": "BtoA"})
+  assert again["step"] == 4 and first["step"] == 2
+  G, params, _ = inference.load_network(workdir, "G_B", 4)
+  domains = data.open_domains(explore_session.checkpoints.Reader(workdir).config())
+  expected = next(inference.translate(G, params, [domains.test_B[0]]))
+  np.testing.assert_array_equal(decode(again["output"]), expected)
+  assert s.latest()["changed"] is False
 
 
 @pytest.mark.slow
@@ -208,6 +258,31 @@ def test_page_in_a_headless_browser(explorer, tmp_path):
       expect(stem.locator(".mark")).to_have_count(1)
       assert page.locator("#baseline-img").get_attribute("src") == before
       expect(page.locator("#active")).to_contain_text("stem filters 0→0")
+      # Regions: a drag across the second filter's response switches off that box only.
+      page.locator("#reset").click()
+      expect(output).to_have_attribute("src", before, timeout=30_000)
+      page.locator("#region-mode").check()
+      page.locator("#tile-factor").fill("0")
+      box = grid.bounding_box()
+      tiles = grid.evaluate("g => [g.naturalWidth, g.clientWidth]")
+      scale = tiles[1] / tiles[0]
+      layout = page.evaluate("state.grids['stem']")
+      x0 = box["x"] + (2 * layout["pad"] + layout["cell_w"] + 2) * scale  # filter 1
+      y0 = box["y"] + (layout["pad"] + 2) * scale
+      page.mouse.move(x0, y0)
+      page.mouse.down()
+      page.mouse.move(x0 + layout["cell_w"] * scale / 2, y0 + layout["cell_h"] * scale / 2)
+      page.mouse.up()
+      expect(output).not_to_have_attribute("src", before, timeout=30_000)
+      expect(stem.locator(".mark.region")).to_have_count(1)
+      expect(page.locator("#active")).to_contain_text(
+        re.compile(r"stem regions 1\[\d+:\d+, \d+:\d+\]→0")
+      )
+      page.locator("#region-mode").uncheck()
+      # Following the run: the page polls for checkpoints and shows the step it has.
+      page.locator("#follow").check()
+      expect(page.locator("#follow-status")).to_contain_text("step 4", timeout=30_000)
+      page.locator("#follow").uncheck()
       # A file that is not an image: the page shows the server's message.
       page.locator('.tab[data-tab="upload"]').click()
       bogus = tmp_path / "notes.png"

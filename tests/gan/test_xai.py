@@ -65,6 +65,48 @@ def test_saliency_puts_all_mass_where_the_score_depends():
   assert np.isfinite(flat).all() and not np.asarray(flat).any()
 
 
+@pytest.mark.parametrize("gan_mode", ["lsgan", "vanilla"])
+def test_loss_saliency_is_the_gradient_of_the_discriminators_loss_on_fakes(gan_mode):
+  def apply_fn(variables, x):  # a linear "PatchGAN": one patch per pixel, channel 0
+    return x[..., :1] * variables["params"]
+
+  images = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+  w = jnp.float32(0.7)
+  got = np.asarray(xai.loss_saliency(apply_fn, w, images, gan_mode))
+  d = np.asarray(images[..., 0]) * 0.7  # D's patch scores
+  n = 36  # patches per image: the loss is their mean
+  if gan_mode == "lsgan":  # d/dx mean(D^2) = 2 D w / n
+    grad = np.abs(2 * d * 0.7 / n)
+  else:  # d/dx mean(BCE(D, 0)) = sigmoid(D) w / n
+    grad = np.abs(1 / (1 + np.exp(-d)) * 0.7 / n)
+  lo, hi = grad.min(axis=(1, 2), keepdims=True), grad.max(axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(got[..., 0], (grad - lo) / (hi - lo), atol=1e-5)
+  # The saliency of the mean score is flat for this D: it cannot tell the pixels apart.
+  assert not np.asarray(xai.saliency(apply_fn, w, images)).any()
+
+
+def test_chance_damping_is_zero_where_the_discriminator_cannot_tell():
+  half = lambda variables, x: jnp.full((x.shape[0], 2, 2, 1), 0.5)  # D: 0.5 everywhere
+
+  class Half:
+    apply = staticmethod(half)
+
+  real = fake = jnp.zeros((2, 8, 8, 3))
+  loss = xai.discriminator_value(Half, None, real, fake, "lsgan")
+  assert float(loss) == pytest.approx(0.25)
+  assert float(xai.damping(xai.damping_input(loss, "lsgan", "loss"), 2.0)) == pytest.approx(0.25)
+  assert float(xai.damping(xai.damping_input(loss, "lsgan", "chance"), 2.0)) == 0.0
+  logits0 = xai.discriminator_value(
+    type("Zero", (), {"apply": staticmethod(lambda v, x: jnp.zeros((2, 2, 2, 1)))}),
+    None,
+    real,
+    fake,
+    "vanilla",
+  )
+  assert float(xai.damping_input(logits0, "vanilla", "chance")) == pytest.approx(0.5)
+  assert float(xai.damping(xai.damping_input(0.0, "lsgan", "chance"), 2.0)) == 1.0
+
+
 def test_masked_generator_shapes_and_inference_mask():
   G = models.build_generator("resnet_6blocks", ngf=4, masked=True)
   x = jax.random.normal(jax.random.key(0), (2, 16, 12, 3))
@@ -110,17 +152,21 @@ def run(config, steps=3):
 def test_baseline_is_bit_identical_with_the_switch_off():
   plain, h1 = run(tiny_config(batch_size=2), steps=2)
   knobs = {"xai.alpha": 5.0, "xai.apply_to": "all", "xai.mask_input": True, "xai.gamma": 1.0}
+  knobs.update({"xai.saliency_of": "loss", "xai.damping": "chance"})
   off, h2 = run(tiny_config(batch_size=2, **knobs), steps=2)
   assert h1 == h2
   chex.assert_trees_all_equal(jax.device_get(plain.params), jax.device_get(off.params))
 
 
-# The xAI step with the soft input mask runs under 4-device sharding in
-# test_train.py::test_multi_device_gives_the_same_losses_as_one_device.
+# The xAI step with today's defaults and the soft input mask runs under 4-device
+# sharding in test_train.py::test_multi_device_gives_the_same_losses_as_one_device; this
+# one runs the paper's options (the saliency of D's loss, lambda 0 at chance).
 @pytest.mark.parametrize("apply_to,mask_input", [("adversarial", False)])
 def test_xai_step_lowers_the_loss(apply_to, mask_input):
+  paper = {"xai.saliency_of": "loss", "xai.damping": "chance", "xai.alpha": 0.15}
   config = tiny_config(
-    batch_size=2, **{"xai.enabled": True, "xai.apply_to": apply_to, "xai.mask_input": mask_input}
+    batch_size=2,
+    **{"xai.enabled": True, "xai.apply_to": apply_to, "xai.mask_input": mask_input, **paper},
   )
   state, history = run(config)
   assert history[2]["G"] < history[1]["G"] < history[0]["G"]
@@ -162,3 +208,34 @@ def test_cams_plug_in_as_explanation_maps(name):
   assert maps.shape == (2, 32, 32, 1)
   assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0 + 1e-6
   assert np.isfinite(maps).all()
+
+
+def test_convergence_report_compares_every_variant_with_the_baseline():
+  from cyclejax import convergence  # noqa: PLC0415
+
+  def rows(*accuracies):
+    return [
+      {
+        "step": 100 * (i + 1),
+        "color_accuracy": a,
+        "background_error": 0.1,
+        "cycle_error_A": 0.1,
+        "cycle_error_B": 0.1,
+      }
+      for i, a in enumerate(accuracies)
+    ]
+
+  results = {
+    "baseline": {0: rows(0.5, 0.9), 1: rows(0.5, 0.6)},
+    "xai": {0: rows(0.9, 0.9), 1: rows(0.85, 0.9)},
+    "xai_paper": {0: rows(0.5, 0.5), 1: rows(0.4, 0.5)},
+  }
+  noise = {"baseline": 0.4, "xai": 0.4, "xai_paper": 0.0}
+  text = convergence.report(results, "color_accuracy", 0.8, 200, noise)
+  assert "| xai | 100 | 100 | 100 |" in text and "| xai_paper | >200 | >200 | >=200 |" in text
+  assert "ratio baseline / xai (mean steps): 2.00 (a bound" in text
+  assert "ratio baseline / xai_paper (mean steps): 1.00 (a bound" in text
+  results["baseline"][0] = rows(0.5, 0.5)
+  text = convergence.report(results, "color_accuracy", 0.8, 200, noise)
+  assert "ratio baseline / xai_paper: n/a (no run of either variant reached 0.8)" in text
+  assert "| xai_paper | 0.0 | 0.500 |" in text and "- baseline: 0.50, 0.60" in text

@@ -11,6 +11,9 @@ const state = {
   tab: 'test',
   layerScale: {}, // layer -> factor for the whole layer (1 = unchanged)
   channels: {}, // layer -> {channel: factor}
+  regions: {}, // layer -> [{y0, y1, x0, x1, factor, channel}] (layer pixels)
+  drag: null, // {name, channel, y, x}: where a region drag began
+  follow: null, // the polling timer while following the run
   zeroBottleneck: false,
   keepSkips: null, // null keeps all; else the kept levels
   open: new Set(), // layers whose grids are shown
@@ -126,6 +129,7 @@ function interventions() {
     channels: state.channels,
     zero_bottleneck: state.zeroBottleneck,
     keep_skips: state.keepSkips,
+    regions: state.regions,
   };
 }
 
@@ -191,6 +195,10 @@ function active() {
     const list = Object.entries(chans).map(([c, f]) => `${c}→${f}`);
     if (list.length) parts.push(`${name} filters ${list.join(' ')}`);
   }
+  for (const [name, list] of Object.entries(state.regions)) {
+    const text = list.map((r) => `${r.channel ?? 'all'}[${r.y0}:${r.y1}, ${r.x0}:${r.x1}]→${r.factor}`);
+    if (text.length) parts.push(`${name} regions ${text.join(' ')}`);
+  }
   return parts;
 }
 
@@ -242,7 +250,7 @@ function layerRow(layer) {
     </div>
     <div class="layer-body" hidden>
       <div class="grid-wrap"><img class="grid" alt="feature maps"></div>
-      <div class="note channel-note">Click a filter to set it to the factor above; <button class="clear">clear this layer's filters</button></div>
+      <div class="note channel-note">Click a filter to set it to the factor above (with "regions" on, drag across a filter to set that region of its response); <button class="clear">clear this layer's filters and regions</button></div>
     </div>`;
   row.querySelector('.name').textContent = layer.name;
   const scale = row.querySelector('.layer-scale');
@@ -264,9 +272,18 @@ function layerRow(layer) {
   row.querySelector('.show').addEventListener('click', () => toggleOpen(layer.name, row));
   row.querySelector('.clear').addEventListener('click', () => {
     delete state.channels[layer.name];
+    delete state.regions[layer.name];
+    drawMarks(layer.name);
     changed();
   });
-  row.querySelector('.grid').addEventListener('click', (event) => clickTile(layer.name, event));
+  const grid = row.querySelector('.grid');
+  grid.addEventListener('click', (event) => clickTile(layer.name, event));
+  grid.addEventListener('mousedown', (event) => {
+    if (!$('#region-mode').checked) return;
+    event.preventDefault(); // no image drag
+    state.drag = tilePoint(layer.name, event, layer.shape);
+  });
+  grid.addEventListener('mouseup', (event) => endDrag(layer.name, event, layer.shape));
   return row;
 }
 
@@ -310,9 +327,55 @@ function gridSize(layout) {
   ];
 }
 
+// The filter under the pointer and the point of its response there, in the layer's
+// pixels: {name, channel, y, x}, or null off the tiles.
+function tilePoint(name, event, shape) {
+  const layout = state.grids[name];
+  if (!layout) return null;
+  const img = event.currentTarget;
+  const [width, height] = gridSize(layout);
+  const x = (event.offsetX * width) / img.clientWidth - layout.pad;
+  const y = (event.offsetY * height) / img.clientHeight - layout.pad;
+  const col = Math.floor(x / (layout.cell_w + layout.pad));
+  const row = Math.floor(y / (layout.cell_h + layout.pad));
+  const channel = row * layout.cols + col;
+  if (col < 0 || row < 0 || col >= layout.cols || channel >= layout.channels) return null;
+  const cx = x - col * (layout.cell_w + layout.pad);
+  const cy = y - row * (layout.cell_h + layout.pad);
+  const [h, w] = shape;
+  const clamp = (v, n) => Math.max(0, Math.min(n - 1, Math.floor(v)));
+  return { name, channel, y: clamp((cy * h) / layout.cell_h, h), x: clamp((cx * w) / layout.cell_w, w) };
+}
+
+function endDrag(name, event, shape) {
+  const start = state.drag;
+  state.drag = null;
+  if (!start || !$('#region-mode').checked || start.name !== name) return;
+  const end = tilePoint(name, event, shape);
+  if (!end || end.channel !== start.channel) {
+    showError('a region must begin and end on the same filter');
+    return;
+  }
+  const list = (state.regions[name] = state.regions[name] || []);
+  if (list.length >= 8) {
+    showError(`layer ${name} already has 8 region edits (the most); clear it first`);
+    return;
+  }
+  list.push({
+    y0: Math.min(start.y, end.y),
+    y1: Math.max(start.y, end.y) + 1,
+    x0: Math.min(start.x, end.x),
+    x1: Math.max(start.x, end.x) + 1,
+    factor: Number($('#tile-factor').value),
+    channel: start.channel,
+  });
+  drawMarks(name);
+  changed();
+}
+
 function clickTile(name, event) {
   const layout = state.grids[name];
-  if (!layout) return;
+  if (!layout || $('#region-mode').checked) return;
   const img = event.currentTarget;
   const [width, height] = gridSize(layout);
   const x = (event.offsetX * width) / img.clientWidth - layout.pad;
@@ -349,6 +412,49 @@ function drawMarks(name) {
     mark.style.height = `${(100 * layout.cell_h) / height}%`;
     wrap.appendChild(mark);
   }
+  const layer = state.layers.find((l) => l.name === name);
+  for (const r of state.regions[name] || []) {
+    if (!layer || r.channel === null) continue;
+    const [h, w] = layer.shape;
+    const q = r.channel % layout.cols;
+    const row = Math.floor(r.channel / layout.cols);
+    const left = layout.pad + q * (layout.cell_w + layout.pad) + (r.x0 * layout.cell_w) / w;
+    const top = layout.pad + row * (layout.cell_h + layout.pad) + (r.y0 * layout.cell_h) / h;
+    const mark = document.createElement('div');
+    mark.className = r.factor > 1 ? 'mark region boost' : 'mark region';
+    mark.title = `filter ${r.channel} [${r.y0}:${r.y1}, ${r.x0}:${r.x1}] ×${r.factor}`;
+    mark.style.left = `${(100 * left) / width}%`;
+    mark.style.top = `${(100 * top) / height}%`;
+    mark.style.width = `${(100 * (r.x1 - r.x0) * layout.cell_w) / w / width}%`;
+    mark.style.height = `${(100 * (r.y1 - r.y0) * layout.cell_h) / h / height}%`;
+    wrap.appendChild(mark);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Following a run that is still training: poll for a newer checkpoint.
+
+function setFollow(on) {
+  clearInterval(state.follow);
+  state.follow = null;
+  if (!on) return;
+  const poll = async () => {
+    try {
+      const latest = await api('/api/latest');
+      $('#follow-status').textContent = `step ${latest.step} (saved: ${latest.steps.join(', ')})`;
+      if (latest.changed) {
+        state.info.step = latest.step;
+        showRunInfo(state.info);
+        scheduleUpdate(0);
+        drawCurves().catch((e) => showError(e.message));
+        setupSamples().catch((e) => showError(e.message));
+      }
+    } catch (e) {
+      showError(e.message);
+    }
+  };
+  poll();
+  state.follow = setInterval(poll, Number($('#follow-seconds').value || 5) * 1000);
 }
 
 // ---------------------------------------------------------------------------------
@@ -535,10 +641,12 @@ function setupControls(info) {
   $('#reset').addEventListener('click', () => {
     state.layerScale = {};
     state.channels = {};
+    state.regions = {};
     state.zeroBottleneck = false;
     state.keepSkips = null;
     $('#zero-bottleneck').checked = false;
     for (const c of skips.querySelectorAll('.skip')) c.checked = true;
+    for (const name of Object.keys(state.grids)) drawMarks(name);
     for (const row of document.querySelectorAll('.layer')) {
       row.querySelector('.layer-scale').value = 1;
       row.querySelector('.layer-on').checked = true;
@@ -550,13 +658,18 @@ function setupControls(info) {
   $('#normalize').addEventListener('change', refreshGrids);
 }
 
+function showRunInfo(info) {
+  const downs = info.num_downs ? `, ${info.num_downs} downs` : '';
+  $('#run-info').textContent = `${info.workdir} · step ${info.step} · ${info.netG} (ngf ${info.ngf}${downs})`;
+}
+
 async function main() {
   try {
     const info = await api('/api/info');
     state.info = info;
-    const downs = info.num_downs ? `, ${info.num_downs} downs` : '';
-    $('#run-info').textContent = `${info.workdir} · step ${info.step} · ${info.netG} (ngf ${info.ngf}${downs})`;
+    showRunInfo(info);
     setupControls(info);
+    $('#follow').addEventListener('change', (e) => setFollow(e.target.checked));
     describeActive();
     setupScoreCam();
     const hasTest = (info.test_images[state.direction[0]] || 0) > 0;
