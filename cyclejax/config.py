@@ -256,6 +256,17 @@ def flatten(c: ml_collections.ConfigDict) -> dict[str, object]:
   return _flat_keys(c)
 
 
+def from_flat(flat: dict[str, object]) -> ml_collections.ConfigDict:
+  """A checkpoint's flattened config as a ConfigDict of the current schema.
+
+  A key another cyclejax version wrote that this schema lacks is not needed to rebuild
+  the networks; a key the checkpoint lacks keeps its default.
+  """
+  config = base_config()
+  known = flatten(config)
+  return override(config, {k: v for k, v in flat.items() if k in known})
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises UserError naming the first key whose value cannot work."""
   known = flatten(base_config())

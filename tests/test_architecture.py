@@ -57,6 +57,8 @@ RUN_FILE_NAMES = {
   "train_vs_validation.png",
   "tensorboard",
   "checkpoints",
+  "damaged_checkpoints",
+  "trainer.lock",
 }
 
 

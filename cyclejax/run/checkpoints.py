@@ -9,18 +9,42 @@ can hold a subset of the networks:
   data                the input pipeline's position (grain iterator state)
   config              the run's config, flattened to {'key': value}
   metrics             the last logged metrics
+  checksums           a SHA-256 of every array and JSON item above, taken at save
 
 orbax writes each step into a temporary directory and renames it when complete, so a
 crash never leaves a half-written step that a later restore would pick up.
+
+What cyclejax adds for integrity:
+  - `save` refuses a state with a non-finite value in any parameter or optimizer state
+    (NonFiniteState): every step on disk passed that check.
+  - `save` records the checksums; every restore recomputes them from what it read and
+    compares. A step written before checksums existed is read with a note.
+  - Anything wrong with a step (a file orbax cannot read, a missing item, an empty
+    step folder, a checksum that differs) raises DamagedCheckpoint, one line naming
+    the step and the file. Reading tools stop there (`--step` picks another);
+    `resume` moves the damaged step into <workdir>/damaged_checkpoints/ (never
+    deleting it) and takes the next older one.
+  - Rotation is cyclejax's (orbax's max_to_keep is off, so orbax deletes nothing):
+    `rotate` keeps the newest `keep` steps, every protected step (say, the best one by
+    an evaluation) and the newest step with checksums (one that passed the check), and
+    runs only once the last save is committed, so a step is never deleted before a
+    newer one is complete.
 """
 
+import dataclasses
+import hashlib
+import json
+import os
 import pathlib
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from cyclejax import config as config_lib
 from cyclejax.errors import UserError
@@ -28,8 +52,25 @@ from cyclejax.names import MASK_DISCRIMINATORS as MASK_NETWORKS
 from cyclejax.names import NETWORKS, ROLES
 from cyclejax.run.workdir import Workdir
 
+CHECKSUMS = "checksums"
 TREE_ITEMS = (*NETWORKS, *MASK_NETWORKS, "train")
-JSON_ITEMS = ("data", "config", "metrics")
+JSON_ITEMS = ("data", "config", "metrics", CHECKSUMS)
+# Errors that disk-full conditions surface as: errno 28 (ENOSPC) and 27 (EFBIG, a file
+# size limit such as RLIMIT_FSIZE); orbax's tensorstore reports them in its message.
+DISK_FULL = re.compile(r"No space left on device|File too large|os_error_code='(?:28|27)'")
+
+
+class DamagedCheckpoint(UserError):
+  """A checkpoint step that cannot be read back as it was saved."""
+
+  def __init__(self, step: int, path: pathlib.Path, reason: str, hint: str = ""):
+    self.step, self.path, self.reason = step, path, reason
+    message = f"checkpoint step {step} is damaged: {path}: {reason}"
+    super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class NonFiniteState(UserError):
+  """A training state with NaN or infinite values, which is never saved."""
 
 
 def directory(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -43,19 +84,72 @@ def _handlers():
 
 
 def manager(
-  workdir: str | pathlib.Path,
-  *,
-  max_to_keep: int = 3,
-  async_save: bool = True,
-  create: bool = True,
+  workdir: str | pathlib.Path, *, async_save: bool = True, writer: bool = True
 ) -> ocp.CheckpointManager:
-  """A CheckpointManager over the workdir's checkpoints (for writing or reading)."""
+  """A CheckpointManager over the workdir's checkpoints.
+
+  orbax keeps every step (cyclejax rotates, see `rotate`) and reads no step's metadata
+  when it starts (a damaged one must not stop it). A writer creates the folder and
+  cleans up the temporary folders of saves that were killed (only the holder of the
+  workdir's lock writes); a reader changes nothing on disk.
+  """
   options = ocp.CheckpointManagerOptions(
-    max_to_keep=max_to_keep,
-    create=create,
+    max_to_keep=None,
+    create=writer,
+    cleanup_tmp_directories=writer,
     enable_async_checkpointing=async_save,
+    lightweight_initialize=True,
   )
   return ocp.CheckpointManager(directory(workdir), item_handlers=_handlers(), options=options)
+
+
+# --------------------------------------------------------------------------------------
+# Checksums and the finite check.
+
+
+def _leaf_path(path) -> str:
+  """'opt_G/inner_state/0/mu/G_A/stem/conv/kernel': the same for the saved tree and for
+  the tree orbax restores from metadata (dicts where the state had named tuples)."""
+  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _array_digest(array: np.ndarray) -> str:
+  digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+  digest.update(np.ascontiguousarray(array).data)
+  return digest.hexdigest()
+
+
+def _json_digest(value: Any) -> str:
+  return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def tree_checksums(tree: Any) -> dict[str, str]:
+  """{leaf path: SHA-256 of its dtype, shape and bytes} of a pytree of arrays."""
+  leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]
+  return {_leaf_path(path): _array_digest(np.asarray(leaf)) for path, leaf in leaves}
+
+
+def non_finite(trees: dict[str, Any]) -> list[str]:
+  """'item/leaf (n of m values)' for each floating leaf with a NaN or an infinity."""
+  bad = []
+  for name, tree in trees.items():
+    for path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]:
+      leaf = np.asarray(leaf)
+      if not jax.dtypes.issubdtype(leaf.dtype, np.floating):
+        continue
+      count = leaf.size - int(np.count_nonzero(np.isfinite(leaf)))
+      if count:
+        bad.append(f"{name}/{_leaf_path(path)} ({count} of {leaf.size} values)")
+  return bad
+
+
+def _seal(items: dict[str, Any]) -> dict[str, Any]:
+  """The checksums item: the digests plus a digest of themselves."""
+  return {"items": items, "self": _json_digest(items)}
+
+
+# --------------------------------------------------------------------------------------
+# Writing.
 
 
 def save(
@@ -68,43 +162,117 @@ def save(
   data: dict | None = None,
   metrics: dict | None = None,
 ) -> None:
-  """Saves one step (asynchronously if the manager is async). Absent items are skipped."""
-  items = {name: ocp.args.StandardSave(params) for name, params in networks.items()}
+  """Saves one step (asynchronously if the manager is async). Absent items are skipped.
+
+  Raises:
+    NonFiniteState: a parameter or optimizer state holds NaN or infinity; nothing is
+      written.
+  """
+  trees = dict(networks)
   if train is not None:
-    items["train"] = ocp.args.StandardSave(train)
-  items["config"] = ocp.args.JsonSave(config_lib.flatten(config))
+    trees["train"] = train
+  host = jax.device_get(trees)
+  bad = non_finite(host)
+  if bad:
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise NonFiniteState(f"the training state at step {step} has non-finite values in {shown}")
+  jsons = {"config": config_lib.flatten(config)}
   if data is not None:
-    items["data"] = ocp.args.JsonSave(data)
+    jsons["data"] = data
   if metrics is not None:
-    items["metrics"] = ocp.args.JsonSave({k: float(v) for k, v in metrics.items()})
+    jsons["metrics"] = {k: float(v) for k, v in metrics.items()}
+  sums = {name: tree_checksums(tree) for name, tree in host.items()}
+  sums.update({name: _json_digest(value) for name, value in jsons.items()})
+  items = {name: ocp.args.StandardSave(tree) for name, tree in trees.items()}
+  items.update({name: ocp.args.JsonSave(value) for name, value in jsons.items()})
+  items[CHECKSUMS] = ocp.args.JsonSave(_seal(sums))
   mngr.save(step, args=ocp.args.Composite(**items), force=True)
 
 
-def restore_train(mngr: ocp.CheckpointManager, step: int, networks: dict, train: dict):
-  """Restores a training run's networks and `train` item onto the shardings of the
-  given templates (arrays shaped and placed like the current state's).
+def steps(mngr: ocp.CheckpointManager) -> list[int]:
+  """The committed steps, ascending (re-read from disk)."""
+  mngr.reload()
+  return sorted(mngr.all_steps())
+
+
+def saved_steps(workdir: str | pathlib.Path) -> list[int]:
+  """The committed steps of a workdir, ascending ([] without a checkpoints/ folder)."""
+  if not directory(workdir).is_dir():
+    return []
+  return steps(manager(workdir, async_save=False, writer=False))
+
+
+def rotate(mngr: ocp.CheckpointManager, keep: int, protected: Iterable[int] = ()) -> list[int]:
+  """Deletes old steps once the last save is committed; returns the deleted steps.
+
+  Kept: the newest `keep` steps, every step in `protected`, and the newest step that
+  has checksums (a step saved by this cyclejax passed the finite check; one written
+  before it existed may not have).
+  """
+  mngr.wait_until_finished()
+  saved = steps(mngr)
+  kept = set(saved[-keep:]) | set(protected)
+  folder = pathlib.Path(str(mngr.directory))
+  checked = [s for s in saved if (folder / str(s) / CHECKSUMS).is_dir()]
+  if checked:
+    kept.add(checked[-1])
+  deleted = [s for s in saved if s not in kept]
+  for step in deleted:
+    mngr.delete(step)
+  return deleted
+
+
+def set_aside(workdir: str | pathlib.Path, step: int) -> pathlib.Path:
+  """Moves a damaged step into <workdir>/damaged_checkpoints/ (renamed, never deleted).
 
   Returns:
-    ({name: parameters}, train).
+    Where it went: damaged_checkpoints/<step>, or <step>.<n> if that name is taken.
   """
-  to_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
-  args = {
-    name: ocp.args.StandardRestore(jax.tree.map(to_abstract, tree))
-    for name, tree in networks.items()
-  }
-  args["train"] = ocp.args.StandardRestore(jax.tree.map(to_abstract, train))
-  restored = mngr.restore(step, args=ocp.args.Composite(**args))
-  return {name: restored[name] for name in networks}, restored["train"]
+  run = Workdir(workdir)
+  run.damaged_checkpoints.mkdir(exist_ok=True)
+  target, n = run.damaged_checkpoints / str(step), 1
+  while target.exists():
+    target, n = run.damaged_checkpoints / f"{step}.{n}", n + 1
+  os.replace(run.checkpoints / str(step), target)
+  return target
+
+
+def disk_full(error: BaseException) -> str | None:
+  """The file a disk-full error (ENOSPC, EFBIG) could not write, or None for any other
+  error. orbax's errors carry the file in their message; OSErrors in `filename`."""
+  for e in _chain(error):
+    if isinstance(e, OSError) and e.errno in (28, 27):
+      return str(e.filename or "")
+    text = str(e)
+    if DISK_FULL.search(text):
+      paths = re.findall(r'(?:local file|Failed writing:) "([^"]+)"', text)
+      return paths[-1] if paths else ""
+  return None
+
+
+def _chain(error: BaseException):
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    yield error
+    error = error.__cause__ or error.__context__
+
+
+# --------------------------------------------------------------------------------------
+# Reading.
 
 
 class Reader:
-  """Read access to a workdir's checkpoints, for the analysis tools.
+  """Read access to a workdir's checkpoints, for the trainer and the analysis tools.
 
-  Raises UserError when the workdir has no checkpoint, the step does not exist or a
-  network the tool needs was not saved (or imported).
+  Every restore is checked: a step orbax cannot read, or whose arrays and JSON items
+  differ from the checksums recorded at save, raises DamagedCheckpoint naming the step
+  and the file. Raises UserError when the workdir has no checkpoint, the step does not
+  exist or a network the tool needs was not saved (or imported).
   """
 
   def __init__(self, workdir: str | pathlib.Path):
+    self.run = Workdir(workdir)
     self.workdir = pathlib.Path(workdir)
     if not directory(workdir).is_dir():
       raise UserError(
@@ -112,7 +280,8 @@ class Reader:
         "`python -m cyclejax.main --workdir=...` or import PyTorch weights with "
         "`python -m cyclejax.import_torch --workdir=...`"
       )
-    self.mngr = manager(workdir, create=False, async_save=False)
+    self.mngr = manager(workdir, async_save=False, writer=False)
+    self._checksums: dict[int, dict | None] = {}
 
   def steps(self) -> list[int]:
     return sorted(self.mngr.all_steps())
@@ -127,18 +296,20 @@ class Reader:
       raise UserError(f"{self.workdir} has no checkpoint at step {step}; saved steps: {steps}")
     return step
 
+  def step_dir(self, step: int) -> pathlib.Path:
+    return directory(self.workdir) / str(step)
+
   def items(self, step: int) -> list[str]:
-    path = directory(self.workdir) / str(step)
-    return sorted(p.name for p in path.iterdir() if p.is_dir())
+    path = self.step_dir(step)
+    return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+  def imported(self) -> bool:
+    """Whether the workdir was made by import_torch (any subset of networks is normal)."""
+    return self.run.imported.exists()
 
   def config(self, step: int | None = None) -> ml_collections.ConfigDict:
     """The run's config, as a ConfigDict of the current schema (missing keys: defaults)."""
-    flat = self._json(self.resolve_step(step), "config")
-    config = config_lib.base_config()
-    # A key another cyclejax version wrote that this schema lacks is not needed to
-    # rebuild the networks; a key the checkpoint lacks keeps its default.
-    known = config_lib.flatten(config)
-    return config_lib.override(config, {k: v for k, v in flat.items() if k in known})
+    return config_lib.from_flat(self.flat_config(step))
 
   def flat_config(self, step: int | None = None) -> dict[str, Any]:
     return self._json(self.resolve_step(step), "config")
@@ -150,14 +321,9 @@ class Reader:
   def data_state(self, step: int) -> dict | None:
     return self._json(step, "data") if "data" in self.items(step) else None
 
-  def _json(self, step: int, name: str):
-    restored = self.mngr.restore(step, args=ocp.args.Composite(**{name: ocp.args.JsonRestore()}))
-    return restored[name]
-
   def tree_metadata(self, step: int, name: str):
     """{path: (shape, dtype)} of a saved tree, read from metadata (no weights loaded)."""
-    metadata = self.mngr.item_metadata(step)[name]
-    tree = getattr(metadata, "tree", metadata)
+    tree = self._metadata(step, name)
     return jax.tree.map(
       lambda m: (tuple(m.shape), np.dtype(m.dtype)),
       tree,
@@ -168,39 +334,266 @@ class Reader:
     """Raises UserError saying how to get network `name` when step lacks it.
 
     Only an import from PyTorch leaves a network out (training saves all four), and an
-    import never adds to an existing workdir: the default hint is a new import.
+    import never adds to an existing workdir: the default hint is a new import. In a
+    trained workdir a missing network is damage (DamagedCheckpoint).
     """
     items = self.items(step)
-    if name not in items:
-      present = [n for n in NETWORKS if n in items]
-      if not hint:
-        files = " ".join(f"--{n}=FILE.pth" for n in sorted({*present, name}, key=NETWORKS.index))
-        hint = (
-          f"it was imported without it. Import {name} with the networks you need into a new "
-          f"workdir: `python -m cyclejax.import_torch --workdir=NEW_DIR {files}` (with the "
-          "same --netG/--ngf/--netD/--ndf/--norm flags)"
-        )
-      raise UserError(f"{self.workdir} step {step} has no {name} ({ROLES.get(name, name)}); {hint}")
+    if name in items:
+      return
+    if not self.imported():
+      raise self._damage(step, self.step_dir(step) / name, "the folder is missing")
+    present = [n for n in NETWORKS if n in items]
+    if not hint:
+      files = " ".join(f"--{n}=FILE.pth" for n in sorted({*present, name}, key=NETWORKS.index))
+      hint = (
+        f"it was imported without it. Import {name} with the networks you need into a new "
+        f"workdir: `python -m cyclejax.import_torch --workdir=NEW_DIR {files}` (with the "
+        "same --netG/--ngf/--netD/--ndf/--norm flags)"
+      )
+    raise UserError(f"{self.workdir} step {step} has no {name} ({ROLES.get(name, name)}); {hint}")
 
   def params(self, name: str, step: int | None = None, sharding=None) -> Any:
     """The parameters of one network, restored onto `sharding` (default: one device)."""
     return self.params_of((name,), step, sharding)[name]
 
   def params_of(self, names, step: int | None = None, sharding=None) -> dict[str, Any]:
-    """{name: parameters} of several networks in one restore (metadata read once)."""
+    """{name: parameters} of several networks in one restore (verified)."""
     step = self.resolve_step(step)
     for name in names:
       self.require(step, name)
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    metadata = self.mngr.item_metadata(step)
     args = {}
     for name in names:
-      tree = getattr(metadata[name], "tree", metadata[name])
       target = jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
-        tree,
+        self._metadata(step, name),
         is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
       )
       args[name] = ocp.args.StandardRestore(target)
-    restored = self.mngr.restore(step, args=ocp.args.Composite(**args))
-    return {name: restored[name] for name in names}
+    return self._restore(step, args)
+
+  def restore_train(self, step: int, networks: dict, train: dict):
+    """A training run's networks and `train` item, restored (and verified) onto the
+    shardings of the given templates (arrays shaped and placed like the current state's).
+
+    Returns:
+      ({name: parameters}, train).
+    """
+    for name in networks:
+      self.require(step, name)
+    to_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    args = {
+      name: ocp.args.StandardRestore(jax.tree.map(to_abstract, tree))
+      for name, tree in networks.items()
+    }
+    args["train"] = ocp.args.StandardRestore(jax.tree.map(to_abstract, train))
+    restored = self._restore(step, args)
+    return {name: restored[name] for name in networks}, restored["train"]
+
+  def verify(self, step: int) -> str:
+    """Reads every item of a step and checks it against its checksums.
+
+    Returns:
+      What was checked, in words (a step without checksums is read, not verified).
+    Raises:
+      DamagedCheckpoint: the first item that is unreadable or differs.
+    """
+    items = self.items(step)
+    if not items:
+      raise self._damage(step, self.step_dir(step), "the step folder is empty")
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    trees = [n for n in items if n in TREE_ITEMS]
+    jsons = [n for n in items if n in JSON_ITEMS and n != CHECKSUMS]
+    for name in trees:
+      target = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
+        self._metadata(step, name),
+        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+      )
+      self._restore(step, {name: ocp.args.StandardRestore(target)})
+    for name in jsons:
+      self._json(step, name)
+    if self._sums(step) is None:
+      return f"read {', '.join(trees + jsons)}; no checksums (saved before cyclejax kept them)"
+    return f"checksums match for {', '.join(trees + jsons)}"
+
+  # -- the checked restore ---------------------------------------------------------------
+
+  def _json(self, step: int, name: str):
+    return self._restore(step, {name: ocp.args.JsonRestore()})[name]
+
+  def _metadata(self, step: int, name: str):
+    if name not in self.items(step):
+      raise self._damage(step, self.step_dir(step) / name, "the folder is missing")
+    try:
+      metadata = self.mngr.item_metadata(step)[name]
+    except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types
+      raise self._damage_from(step, (name,), e) from None
+    if metadata is None:
+      raise self._damage(step, self.step_dir(step) / name, "orbax finds no metadata in it")
+    return getattr(metadata, "tree", metadata)
+
+  def _restore(self, step: int, args: dict[str, Any]) -> dict[str, Any]:
+    items = self.items(step)
+    for name in args:
+      if name not in items:
+        reason = "the step folder is empty" if not items else f"it has no {name}/ folder"
+        raise self._damage(step, self.step_dir(step), reason)
+    try:
+      restored = self.mngr.restore(step, args=ocp.args.Composite(**args))
+    except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types
+      raise self._damage_from(step, tuple(args), e) from None
+    restored = {name: restored[name] for name in args}
+    sums = self._sums(step) if any(n != CHECKSUMS for n in args) else None
+    if sums is not None:
+      for name, value in restored.items():
+        self._check(step, name, value, sums["items"].get(name))
+    return restored
+
+  def _check(self, step: int, name: str, value: Any, expected) -> None:
+    where = self.step_dir(step) / name
+    if expected is None:
+      raise self._damage(step, where, "it has no checksum, though the step records others")
+    if isinstance(expected, str):
+      if _json_digest(value) != expected:
+        raise self._damage(step, where, "its content differs from the checksum taken at save")
+      return
+    actual = tree_checksums(value)
+    for leaf, digest in expected.items():
+      if actual.get(leaf) != digest:
+        what = "is missing" if leaf not in actual else "differs from the checksum taken at save"
+        raise self._damage(step, where, f"array {leaf} {what}")
+    extra = sorted(set(actual) - set(expected))
+    if extra:
+      raise self._damage(step, where, f"array {extra[0]} was not saved with this step")
+
+  def _sums(self, step: int) -> dict | None:
+    """The step's checksums (None, with a note, for a step saved before they existed)."""
+    if step not in self._checksums:
+      if CHECKSUMS not in self.items(step):
+        logging.warning(
+          "checkpoint step %d in %s has no checksums (saved before cyclejax recorded "
+          "them): it is read without verification",
+          step,
+          self.workdir,
+        )
+        self._checksums[step] = None
+      else:
+        sums = self._restore(step, {CHECKSUMS: ocp.args.JsonRestore()})[CHECKSUMS]
+        if (
+          not isinstance(sums, dict)
+          or not isinstance(sums.get("items"), dict)
+          or _json_digest(sums["items"]) != sums.get("self")
+        ):
+          raise self._damage(step, self.step_dir(step) / CHECKSUMS, "the checksums are corrupt")
+        self._checksums[step] = sums
+    return self._checksums[step]
+
+  def _damage(self, step: int, path: pathlib.Path, reason: str) -> DamagedCheckpoint:
+    others = [s for s in self.steps() if s != step]
+    hint = (
+      f"read another saved step with --step (saved: {others})"
+      if others
+      else "no other step is saved"
+    )
+    return DamagedCheckpoint(step, path, reason, hint)
+
+  def _damage_from(self, step: int, names: tuple[str, ...], error: Exception):
+    path, reason = _culprit(self.step_dir(step), names, error)
+    return self._damage(step, path, reason)
+
+
+def _culprit(step_dir: pathlib.Path, names: tuple[str, ...], error: Exception):
+  """(file, short reason) of a failed restore: the file its message names, else the
+  first JSON file of the items that does not parse, else the item folder."""
+  text = str(error)
+  paths = [p for p in re.findall(r'local file "([^"]+)"', text) if not p.endswith("/")]
+  filename = getattr(error, "filename", None)
+  if filename:
+    paths.append(str(filename))
+  reason = text.strip().splitlines()[-1] if text.strip() else type(error).__name__
+  if paths:
+    # tensorstore: '... of local file "F": Error decoding ...: CRC-32C ...' -> after F.
+    reason = text.split(f'"{paths[-1]}"')[-1].lstrip(": ").strip() or reason
+    return pathlib.Path(paths[-1]), _brief(reason)
+  for name in names:
+    for path in sorted((step_dir / name).rglob("*")):
+      inside = path.relative_to(step_dir).parts
+      skip = path.suffix == ".ocdbt" or path.name == "commit_success.txt" or "d" in inside
+      if path.is_file() and not skip:
+        try:
+          json.loads(path.read_bytes())
+        except (ValueError, OSError) as e:
+          return path, _brief(f"not valid JSON ({e})")
+  return step_dir / names[0], _brief(f"{type(error).__name__}: {reason}")
+
+
+def _brief(text: str, limit: int = 160) -> str:
+  text = " ".join(text.split())
+  return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------
+# Resuming a run.
+
+
+@dataclasses.dataclass
+class Resumed:
+  """What `resume` restored: a step's state items, input position and config."""
+
+  step: int
+  networks: dict[str, Any]
+  train: dict[str, Any]
+  data: dict | None
+  flat_config: dict[str, Any]
+
+
+def resume(
+  workdir: str | pathlib.Path,
+  networks: dict,
+  train: dict,
+  *,
+  check_config: Callable[[dict], None],
+  primary: bool = True,
+  agree: Callable[[bool], bool] = lambda damaged: damaged,
+) -> Resumed | None:
+  """Restores the newest intact step, moving damaged ones aside.
+
+  Args:
+    workdir: the run's folder.
+    networks, train: templates of the state's checkpoint items (see `Reader.restore_train`).
+    check_config: raises UserError when a step's flat config cannot be resumed with the
+      current one (a mistake, not damage: the step stays where it is).
+    primary: whether this process moves damaged steps (process 0 of several).
+    agree: turns this process's "damaged" into the verdict of all processes.
+
+  Returns:
+    The restored step, or None when the workdir has none.
+  Raises:
+    UserError: every saved step is damaged (all moved aside), or check_config's.
+  """
+  if not saved_steps(workdir):
+    return None
+  reader = Reader(workdir)
+  moved = []
+  for step in reversed(reader.steps()):
+    damage = None
+    try:
+      flat = reader.flat_config(step)
+      check_config(flat)
+      restored = reader.restore_train(step, networks, train)
+      data = reader.data_state(step)
+    except DamagedCheckpoint as e:
+      damage = e
+    if not agree(damage is not None):
+      if moved:
+        logging.warning("resuming from step %d, the newest intact checkpoint", step)
+      return Resumed(step, *restored, data, flat)
+    reason = f"{damage.path}: {damage.reason}" if damage else "another process found damage"
+    target = set_aside(workdir, step) if primary else "damaged_checkpoints/ (by process 0)"
+    logging.warning("checkpoint step %d is damaged (%s); moved it to %s", step, reason, target)
+    moved.append(step)
+  raise UserError(
+    f"every checkpoint in {directory(workdir)} is damaged (steps {sorted(moved)}, now in "
+    f"{Workdir(workdir).damaged_checkpoints}); rerunning starts this run from step 0"
+  )

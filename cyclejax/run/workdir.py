@@ -1,6 +1,8 @@
 """What a run writes where: every file name under a workdir, in one place.
 
   checkpoints/<step>/        orbax checkpoints (cyclejax.run.checkpoints)
+  damaged_checkpoints/<step> steps found damaged, moved aside by the trainer (never deleted)
+  trainer.lock               held by the one trainer of the workdir (cyclejax.run.lock)
   metrics.jsonl              one JSON object per log step (cyclejax.run.writer)
   tensorboard/               TensorBoard events
   samples/step_N.png         sample grids
@@ -15,15 +17,18 @@ Tools address a run's files through `Workdir`, never by spelling the names.
 """
 
 import dataclasses
+import os
 import pathlib
 import re
+
+from cyclejax.errors import UserError
 
 _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
 
 
 @dataclasses.dataclass(frozen=True)
 class Workdir:
-  """A run's folder and the paths of everything in it (nothing is created here)."""
+  """A run's folder and the paths of everything in it (only `create` makes it)."""
 
   path: pathlib.Path
 
@@ -38,6 +43,14 @@ class Workdir:
   @property
   def checkpoints(self) -> pathlib.Path:
     return self.path / "checkpoints"
+
+  @property
+  def damaged_checkpoints(self) -> pathlib.Path:
+    return self.path / "damaged_checkpoints"
+
+  @property
+  def trainer_lock(self) -> pathlib.Path:
+    return self.path / "trainer.lock"
 
   @property
   def metrics(self) -> pathlib.Path:
@@ -93,6 +106,25 @@ class Workdir:
       return None
     path = self.samples / name
     return path if path.is_file() else None
+
+
+def create(path: "str | pathlib.Path | Workdir", flag: str = "--workdir") -> Workdir:
+  """The workdir, created if absent; UserError naming the flag when it cannot be written.
+
+  Args:
+    path: the folder.
+    flag: how the user named it, for the message.
+  """
+  run = Workdir(path)
+  if run.path.exists() and not run.path.is_dir():
+    raise UserError(f"{flag}={path} is a file, not a folder")
+  try:
+    run.path.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create {flag}={path}: {e.strerror}") from None
+  if not os.access(run.path, os.W_OK | os.X_OK):
+    raise UserError(f"{flag}={path} is not writable (read-only or no permission)")
+  return run
 
 
 def step_png(step: int) -> str:
