@@ -7,6 +7,7 @@ max(|A|, |B|) images, so num_steps = epochs * max(|A|, |B|) / batch_size).
 """
 
 import importlib.util
+import math
 import pathlib
 
 import ml_collections
@@ -276,6 +277,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
   for key in known:
     if key not in flatten(c):
       raise UserError(f"config lacks key {key!r}; start configs from cyclejax.config.base_config()")
+  for key, value in flatten(c).items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise UserError(f"config.{key}={value} must be a finite number")
+  if not 0 <= c.seed < 2**63:
+    raise UserError(f"config.seed={c.seed} must lie in [0, 2**63)")
 
   def one_of(key, allowed):
     value = c[key]

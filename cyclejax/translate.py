@@ -11,8 +11,6 @@ multiple for the generator and the result is cropped back to the input size. Wit
 Unreadable files are reported by path and skipped.
 """
 
-import pathlib
-
 from absl import flags, logging
 
 from cyclejax import cli
@@ -36,6 +34,7 @@ def main(argv):
   if _BATCH.value < 1 or _SIZE.value < 0:
     raise UserError("--batch_size must be >= 1 and --size >= 0")
   net = DIRECTIONS[_DIRECTION.value]
+  out_dir = image_lib.output_folder(_OUTPUT.value, "--output")
   G, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
   files = image_lib.input_files(_INPUT.value, "input")
   good, bad = folder.check_images(files)
@@ -47,8 +46,6 @@ def main(argv):
   images = [folder.load_image(p) for p in paths]
   if _SIZE.value:
     images = [image_lib.resize(im, _SIZE.value) for im in images]
-  out_dir = pathlib.Path(_OUTPUT.value).expanduser()
-  out_dir.mkdir(parents=True, exist_ok=True)
   names = image_lib.output_names(paths)
   for name, result in zip(names, inference.translate(G, params, images, _BATCH.value), strict=True):
     image_lib.save_png(result, out_dir / name)

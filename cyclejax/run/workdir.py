@@ -17,11 +17,10 @@ Tools address a run's files through `Workdir`, never by spelling the names.
 """
 
 import dataclasses
-import os
 import pathlib
 import re
 
-from cyclejax.errors import UserError
+from cyclejax.data.images import output_folder
 
 _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
 
@@ -109,22 +108,8 @@ class Workdir:
 
 
 def create(path: "str | pathlib.Path | Workdir", flag: str = "--workdir") -> Workdir:
-  """The workdir, created if absent; UserError naming the flag when it cannot be written.
-
-  Args:
-    path: the folder.
-    flag: how the user named it, for the message.
-  """
-  run = Workdir(path)
-  if run.path.exists() and not run.path.is_dir():
-    raise UserError(f"{flag}={path} is a file, not a folder")
-  try:
-    run.path.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"cannot create {flag}={path}: {e.strerror}") from None
-  if not os.access(run.path, os.W_OK | os.X_OK):
-    raise UserError(f"{flag}={path} is not writable (read-only or no permission)")
-  return run
+  """The workdir, created if absent; UserError naming the flag when it cannot be written."""
+  return Workdir(output_folder(Workdir(path).path, flag))
 
 
 def step_png(step: int) -> str:
