@@ -54,8 +54,9 @@ def fail(message: str, status: int = 2) -> None:
 
 class _OwnInfoOnly(py_logging.Filter):
   """Keeps INFO lines of cyclejax itself; libraries (orbax logs every array it writes)
-  only get through from WARNING up, as one line: their tracebacks (orbax logs one per
-  background thread when a save fails) are dropped. --verbosity=1 shows everything."""
+  only get through from WARNING up, as one line: the first line of their message,
+  without a traceback (orbax logs one per background thread when a save fails, asyncio
+  one per task it failed). --verbosity=1 shows everything."""
 
   _own = os.path.dirname(os.path.abspath(__file__))
 
@@ -66,6 +67,10 @@ class _OwnInfoOnly(py_logging.Filter):
       return True
     if record.levelno < py_logging.WARNING:
       return False
+    lines = record.getMessage().strip().splitlines()
+    if record.name == "asyncio" and lines and lines[0].endswith("exception was never retrieved"):
+      return False  # a library's futures that failed with the error already reported
+    record.msg, record.args = (lines[0] if lines else ""), ()
     record.exc_info, record.exc_text, record.stack_info = None, None, None
     return True
 

@@ -381,7 +381,9 @@ def _train(config: ml_collections.ConfigDict, run: Workdir) -> TrainState:
     process_count=jax.process_count(),
   )
   iterator = iter(ds)
-  if data_state is not None:
+  if start >= config.num_steps:
+    pass  # nothing to train (the dataset ends at num_steps; its position may lie beyond)
+  elif data_state is not None:
     iterator.set_state(data_state)
   elif start:
     iterator.set_state({"next_index": start})

@@ -31,6 +31,7 @@ more than TIMEOUT_S seconds, or make the server run more than MAX_THREADS reques
 at once (503 beyond).
 """
 
+import contextlib
 import hmac
 import html
 import http.server
@@ -56,6 +57,8 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
 TIMEOUT_S = 30.0
 MAX_THREADS = 16
+DRAIN_BYTES = 1024 * 1024  # read (and dropped) from a refused request before closing
+DRAIN_TIMEOUT_S = 0.2
 TOKEN_HEADER = "X-Cyclejax-Token"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 log = logging.getLogger(__name__)
@@ -117,7 +120,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
   server: "ExploreServer"
   protocol_version = "HTTP/1.1"
-  timeout = TIMEOUT_S  # on the socket: an idle or stalled client is dropped
+
+  def setup(self) -> None:
+    self.timeout = self.server.idle_timeout  # on the socket: an idle client is dropped
+    super().setup()
 
   def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
     log.debug("%s %s", self.address_string(), format % args)
@@ -140,29 +146,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
   def _json(self, value: Any, status: int = 200) -> None:
     self._send(status, json.dumps(value).encode(), "application/json")
 
+  def _refuse(self, status: int, message: str, drain: int = DRAIN_BYTES) -> _BadRequest:
+    """A refusal that closes the connection after reading (briefly) what the client
+    already sent, at most `drain` bytes, so that it reads the answer, not a reset."""
+    self.close_connection = True
+    self.connection.settimeout(DRAIN_TIMEOUT_S)
+    with contextlib.suppress(OSError):
+      while drain > 0 and (chunk := self.rfile.read1(min(drain, 1 << 16))):
+        drain -= len(chunk)
+    return _BadRequest(status, message)
+
   def _body(self, limit: int) -> bytes:
     """The request body, at most `limit` bytes, read within the socket timeout."""
     if self.headers.get("Transfer-Encoding"):
-      self.close_connection = True
-      raise _BadRequest(411, "chunked bodies are not accepted; send a Content-Length")
+      raise self._refuse(411, "chunked bodies are not accepted; send a Content-Length")
     text = self.headers.get("Content-Length")
     if text is None:
-      self.close_connection = True
-      raise _BadRequest(411, "the request needs a Content-Length")
+      raise self._refuse(411, "the request needs a Content-Length")
     if not text.strip().isdigit():
-      self.close_connection = True
-      raise _BadRequest(400, f"Content-Length {text[:20]!r} is not a byte count")
+      raise self._refuse(400, f"Content-Length {text[:20]!r} is not a byte count")
     length = int(text)
     if length > limit:
-      # Drain a modest excess so the client reads the answer instead of a reset.
-      remaining = length if length <= 2 * limit else 0
-      while remaining > 0:
-        chunk = self.rfile.read(min(remaining, 1 << 16))
-        if not chunk:
-          break
-        remaining -= len(chunk)
-      self.close_connection = True
-      raise _BadRequest(413, f"the request has {length} bytes; the limit is {limit}")
+      drain = length if length <= 2 * limit else 0
+      raise self._refuse(413, f"the request has {length} bytes; the limit is {limit}", drain)
     body = self.rfile.read(length)
     if len(body) < length:
       self.close_connection = True
@@ -271,9 +277,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def _busy(request: socket.socket) -> None:
-  """Answers 503 on a connection the server has no thread for, without reading it."""
+  """Answers 503 on a connection the server has no thread for, without waiting for it
+  (what the client already sent is dropped, so the close is not a reset)."""
   body = b'{"error": "the explorer is busy; retry in a moment"}'
   try:
+    with contextlib.suppress(BlockingIOError):
+      request.recv(1 << 16, socket.MSG_DONTWAIT)
     request.settimeout(1.0)
     request.sendall(
       b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -294,9 +303,11 @@ class ExploreServer(http.server.ThreadingHTTPServer):
     host: address to bind.
     port: port to bind (0: any free port).
     max_threads: requests handled at once; more get 503.
+    idle_timeout: seconds a connection may stay silent (mid-request or between them).
   """
 
   daemon_threads = True
+  request_queue_size = 64  # connections waiting to be accepted (a page opens several)
 
   def __init__(
     self,
@@ -305,8 +316,10 @@ class ExploreServer(http.server.ThreadingHTTPServer):
     port: int = 8080,
     *,
     max_threads: int = MAX_THREADS,
+    idle_timeout: float = TIMEOUT_S,
   ):
     self.session = session
+    self.idle_timeout = idle_timeout
     self.token = secrets.token_urlsafe(24)
     self._slots = threading.BoundedSemaphore(max_threads)
     self._hosts = _allowed_host_names(host)

@@ -28,7 +28,8 @@ What cyclejax adds for integrity:
     `rotate` keeps the newest `keep` steps, every protected step (say, the best one by
     an evaluation) and the newest step with checksums (one that passed the check), and
     runs only once the last save is committed, so a step is never deleted before a
-    newer one is complete.
+    newer one is complete. A step to delete is first renamed out of sight, so a kill
+    never leaves half a step where a reader would take it for one.
 """
 
 import dataclasses
@@ -37,6 +38,8 @@ import json
 import os
 import pathlib
 import re
+import secrets
+import shutil
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,11 +48,13 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from cyclejax import config as config_lib
 from cyclejax.errors import UserError
 from cyclejax.names import MASK_DISCRIMINATORS as MASK_NETWORKS
 from cyclejax.names import NETWORKS, ROLES
+from cyclejax.run import multihost
 from cyclejax.run.workdir import Workdir
 
 CHECKSUMS = "checksums"
@@ -91,8 +96,11 @@ def manager(
   orbax keeps every step (cyclejax rotates, see `rotate`) and reads no step's metadata
   when it starts (a damaged one must not stop it). A writer creates the folder and
   cleans up the temporary folders of saves that were killed (only the holder of the
-  workdir's lock writes); a reader changes nothing on disk.
+  workdir's lock writes) and half-deleted steps of a killed rotation; a reader changes
+  nothing on disk.
   """
+  if writer:
+    _remove_deleted_leftovers(directory(workdir))
   options = ocp.CheckpointManagerOptions(
     max_to_keep=None,
     create=writer,
@@ -218,8 +226,29 @@ def rotate(mngr: ocp.CheckpointManager, keep: int, protected: Iterable[int] = ()
     kept.add(checked[-1])
   deleted = [s for s in saved if s not in kept]
   for step in deleted:
-    mngr.delete(step)
+    _delete(folder, step)
+  multihost.sync("rotated checkpoints")  # every process rotates at the same point
+  mngr.reload()
   return deleted
+
+
+DELETING = ".deleting-"  # a step being deleted: renamed first, so it is never half there
+
+
+def _delete(folder: pathlib.Path, step: int) -> None:
+  """Deletes a step: process 0 renames it out of orbax's sight, then removes it (a
+  kill in between leaves a hidden folder the next writer removes)."""
+  if not multihost.is_primary():
+    return
+  trash = folder / f"{DELETING}{step}-{secrets.token_hex(4)}"
+  os.replace(folder / str(step), trash)
+  shutil.rmtree(trash)
+
+
+def _remove_deleted_leftovers(folder: pathlib.Path) -> None:
+  if folder.is_dir() and multihost.is_primary():
+    for trash in folder.glob(f"{DELETING}*"):
+      shutil.rmtree(trash, ignore_errors=True)
 
 
 def set_aside(workdir: str | pathlib.Path, step: int) -> pathlib.Path:
@@ -282,6 +311,7 @@ class Reader:
       )
     self.mngr = manager(workdir, async_save=False, writer=False)
     self._checksums: dict[int, dict | None] = {}
+    self._trees: dict[tuple[int, str], Any] = {}
 
   def steps(self) -> list[int]:
     return sorted(self.mngr.all_steps())
@@ -362,15 +392,7 @@ class Reader:
     for name in names:
       self.require(step, name)
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    args = {}
-    for name in names:
-      target = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
-        self._metadata(step, name),
-        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
-      )
-      args[name] = ocp.args.StandardRestore(target)
-    return self._restore(step, args)
+    return self._restore(step, {name: self._target(step, name, sharding) for name in names})
 
   def restore_train(self, step: int, networks: dict, train: dict):
     """A training run's networks and `train` item, restored (and verified) onto the
@@ -390,8 +412,8 @@ class Reader:
     restored = self._restore(step, args)
     return {name: restored[name] for name in networks}, restored["train"]
 
-  def verify(self, step: int) -> str:
-    """Reads every item of a step and checks it against its checksums.
+  def verify(self, step: int, names: Iterable[str] | None = None) -> str:
+    """Reads the items of a step (default: all) and checks them against their checksums.
 
     Returns:
       What was checked, in words (a step without checksums is read, not verified).
@@ -401,18 +423,15 @@ class Reader:
     items = self.items(step)
     if not items:
       raise self._damage(step, self.step_dir(step), "the step folder is empty")
+    if names is not None:
+      items = [n for n in items if n in set(names)]
     sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     trees = [n for n in items if n in TREE_ITEMS]
     jsons = [n for n in items if n in JSON_ITEMS and n != CHECKSUMS]
-    for name in trees:
-      target = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
-        self._metadata(step, name),
-        is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
-      )
-      self._restore(step, {name: ocp.args.StandardRestore(target)})
-    for name in jsons:
-      self._json(step, name)
+    args = {name: self._target(step, name, sharding) for name in trees}
+    args.update({name: ocp.args.JsonRestore() for name in jsons})
+    if args:
+      self._restore(step, args)
     if self._sums(step) is None:
       return f"read {', '.join(trees + jsons)}; no checksums (saved before cyclejax kept them)"
     return f"checksums match for {', '.join(trees + jsons)}"
@@ -423,15 +442,29 @@ class Reader:
     return self._restore(step, {name: ocp.args.JsonRestore()})[name]
 
   def _metadata(self, step: int, name: str):
-    if name not in self.items(step):
-      raise self._damage(step, self.step_dir(step) / name, "the folder is missing")
-    try:
-      metadata = self.mngr.item_metadata(step)[name]
-    except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types
-      raise self._damage_from(step, (name,), e) from None
-    if metadata is None:
-      raise self._damage(step, self.step_dir(step) / name, "orbax finds no metadata in it")
-    return getattr(metadata, "tree", metadata)
+    """The saved tree of one item, its leaves with shapes and dtypes (cached)."""
+    if (step, name) not in self._trees:
+      path = self.step_dir(step) / name
+      if name not in self.items(step):
+        raise self._damage(step, path, "the folder is missing")
+      try:
+        metadata = ocp.StandardCheckpointHandler().metadata(epath.Path(path))
+      except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types
+        raise self._damage_from(step, (name,), e) from None
+      tree = getattr(metadata, "tree", metadata)
+      if not tree:
+        raise self._damage(step, path, "orbax finds no arrays in it")
+      self._trees[step, name] = tree
+    return self._trees[step, name]
+
+  def _target(self, step: int, name: str, sharding) -> Any:
+    """Restore arguments for a saved tree, its arrays placed on `sharding`."""
+    target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
+      self._metadata(step, name),
+      is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+    )
+    return ocp.args.StandardRestore(target)
 
   def _restore(self, step: int, args: dict[str, Any]) -> dict[str, Any]:
     items = self.items(step)
@@ -525,7 +558,8 @@ def _culprit(step_dir: pathlib.Path, names: tuple[str, ...], error: Exception):
           json.loads(path.read_bytes())
         except (ValueError, OSError) as e:
           return path, _brief(f"not valid JSON ({e})")
-  return step_dir / names[0], _brief(f"{type(error).__name__}: {reason}")
+  where = step_dir / names[0] if names else step_dir
+  return where, _brief(f"{type(error).__name__}: {reason}")
 
 
 def _brief(text: str, limit: int = 160) -> str:

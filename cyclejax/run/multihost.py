@@ -242,6 +242,14 @@ def primary_only(fn: Callable[[], T], what: str) -> T | None:
   return result
 
 
+def sync(name: str) -> None:
+  """Waits until every process got here (nothing to wait for in a single process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    multihost_utils.sync_global_devices(name)
+
+
 def any_process(flag: bool) -> bool:
   """Whether `flag` is true in any process (every process must call this together)."""
   if jax.process_count() == 1:
