@@ -294,7 +294,7 @@ def test_import_translate_inspect_end_to_end(tmp_path):
     "latest_net_G_A.pth",
   ]  # no temporary folder left behind
   reader = checkpoints.Reader(workdir)
-  assert reader.steps() == [0] and reader.items(0) == ["D_A", "G_A", "config"]
+  assert reader.steps() == [0] and reader.items(0) == ["D_A", "G_A", "checksums", "config"]
 
   # translate: a 30x22 image is padded to 32x24, translated, cropped back.
   image = np.random.default_rng(2).integers(0, 256, (30, 22, 3), dtype=np.uint8)
