@@ -33,6 +33,7 @@ What cyclejax adds for integrity:
 """
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -60,9 +61,13 @@ from cyclejax.run.workdir import Workdir
 CHECKSUMS = "checksums"
 TREE_ITEMS = (*NETWORKS, *MASK_NETWORKS, "train")
 JSON_ITEMS = ("data", "config", "metrics", CHECKSUMS)
-# Errors that disk-full conditions surface as: errno 28 (ENOSPC) and 27 (EFBIG, a file
+# Errors that disk-full conditions surface as: ENOSPC, EDQUOT (a quota) and EFBIG (a file
 # size limit such as RLIMIT_FSIZE); orbax's tensorstore reports them in its message.
-DISK_FULL = re.compile(r"No space left on device|File too large|os_error_code='(?:28|27)'")
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_CODES = "|".join(str(n) for n in DISK_FULL_ERRNOS)
+DISK_FULL = re.compile(
+  rf"No space left on device|Disk quota exceeded|File too large|os_error_code='(?:{_CODES})'"
+)
 
 
 class DamagedCheckpoint(UserError):
@@ -270,7 +275,7 @@ def disk_full(error: BaseException) -> str | None:
   """The file a disk-full error (ENOSPC, EFBIG) could not write, or None for any other
   error. orbax's errors carry the file in their message; OSErrors in `filename`."""
   for e in _chain(error):
-    if isinstance(e, OSError) and e.errno in (28, 27):
+    if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
       return str(e.filename or "")
     text = str(e)
     if DISK_FULL.search(text):
