@@ -7,6 +7,7 @@ max(|A|, |B|) images, so num_steps = epochs * max(|A|, |B|) / batch_size).
 """
 
 import importlib.util
+import math
 import pathlib
 
 import ml_collections
@@ -313,6 +314,17 @@ def cycle_weights(c: ml_collections.ConfigDict) -> dict[str, float]:
     raise UserError(f"config.{e}") from None
 
 
+def from_flat(flat: dict[str, object]) -> ml_collections.ConfigDict:
+  """A checkpoint's flattened config as a ConfigDict of the current schema.
+
+  A key another cyclejax version wrote that this schema lacks is not needed to rebuild
+  the networks; a key the checkpoint lacks keeps its default.
+  """
+  config = base_config()
+  known = flatten(config)
+  return override(config, {k: v for k, v in flat.items() if k in known})
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises UserError naming the first key whose value cannot work."""
   known = flatten(base_config())
@@ -322,6 +334,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
   for key in known:
     if key not in flatten(c):
       raise UserError(f"config lacks key {key!r}; start configs from cyclejax.config.base_config()")
+  for key, value in flatten(c).items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise UserError(f"config.{key}={value} must be a finite number")
+  if not 0 <= c.seed < 2**63:
+    raise UserError(f"config.seed={c.seed} must lie in [0, 2**63)")
 
   def one_of(key, allowed):
     value = c[key]

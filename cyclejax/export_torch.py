@@ -13,6 +13,7 @@ PyTorch (`pip install 'cyclejax[torch]'`).
 from absl import flags
 
 from cyclejax import cli, interop
+from cyclejax.data.images import output_file
 from cyclejax.run import checkpoints
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir with checkpoints (trained or imported).")
@@ -26,12 +27,13 @@ flags.mark_flags_as_required(["workdir", "out"])
 
 def main(argv):
   interop.require_torch()
+  out = output_file(_OUT.value, "--out")
   reader = checkpoints.Reader(_WORKDIR.value)
   step = reader.resolve_step(_STEP.value)
   name = _NET.value
   params = reader.params(name, step)
   arch = interop.arch_from_config(reader.config(step), name)
-  path = interop.save_torch_state_dict(params, _OUT.value, arch)
+  path = interop.save_torch_state_dict(params, out, arch)
   print(f"wrote {name} (step {step}) of {_WORKDIR.value} to {path}: {arch.describe()}")
   print(
     f"in pytorch-CycleGAN-and-pix2pix: net = {reference_constructor(arch)}; "

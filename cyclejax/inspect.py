@@ -1,9 +1,11 @@
-"""Describes a workdir without loading any weights.
+"""Describes a workdir and checks its checkpoint.
 
-  python -m cyclejax.inspect --workdir=runs/shapes [--step=N] [--tree=false]
+  python -m cyclejax.inspect --workdir=runs/shapes [--step=N] [--tree=false] [--noverify]
 
-Prints the saved steps, the run's config, the parameter count of each network and its
-parameter tree with shapes (read from checkpoint metadata), and the last metrics.
+Prints the saved steps, whether the step's arrays match the checksums taken when it was
+saved (--noverify skips reading them), the run's config, the parameter count of each
+network and its parameter tree with shapes (read from checkpoint metadata), and the
+last metrics. A damaged step is one line naming the file; --step picks another.
 """
 
 from absl import flags
@@ -14,11 +16,14 @@ from cyclejax.analysis.describe import describe
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir to describe.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
 _TREE = flags.DEFINE_boolean("tree", True, "Print every parameter with its shape.")
+_VERIFY = flags.DEFINE_boolean(
+  "verify", True, "Read the step's arrays and check them against their checksums."
+)
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-  print(describe(_WORKDIR.value, _STEP.value, _TREE.value))
+  print(describe(_WORKDIR.value, _STEP.value, _TREE.value, _VERIFY.value))
 
 
 if __name__ == "__main__":

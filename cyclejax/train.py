@@ -36,9 +36,12 @@ from cyclejax.gan.state import (
   build_gan,
   create_train_state,
   learning_rate_at,
+  schedule_params,
   with_learning_rate,
 )
 from cyclejax.run import checkpoints, multihost, periodic, plots
+from cyclejax.run import workdir as workdir_lib
+from cyclejax.run.lock import WorkdirLock
 from cyclejax.run.workdir import Workdir
 from cyclejax.run.writer import MetricWriter, NullWriter, read_jsonl
 
@@ -256,16 +259,18 @@ def sample_labels(topology) -> dict[str, tuple[str, str, str, str]]:
 def _check_finite(metrics: dict[str, float], step: int, last_saved: int | None, workdir) -> None:
   bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
   if bad:
-    where = (
-      f"the last good checkpoint is step {last_saved} in {workdir}"
-      if last_saved is not None
-      else "no checkpoint was saved before it"
-    )
     raise UserError(
       f"loss {', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}: training "
-      f"stopped and nothing after step {last_saved or 0} was saved; {where}. Rerunning "
-      "resumes from it; a lower config.lr often avoids the divergence"
+      f"stopped and nothing after step {last_saved or 0} was saved; "
+      f"{_last_good(last_saved, workdir)}. Rerunning resumes from it; a lower config.lr "
+      "often avoids the divergence"
     )
+
+
+def _last_good(last_saved: int | None, workdir) -> str:
+  if last_saved is None:
+    return "no checkpoint was saved before it"
+  return f"the last good checkpoint is step {last_saved} in {workdir}"
 
 
 def _format_seconds(seconds: float) -> str:
@@ -273,6 +278,27 @@ def _format_seconds(seconds: float) -> str:
   h, rem = divmod(seconds, 3600)
   m, s = divmod(rem, 60)
   return f"{h:d}:{m:02d}:{s:02d}"
+
+
+def _log_schedule_change(saved: ml_collections.ConfigDict, config, start: int) -> None:
+  """Says what the learning rate becomes when a resumed run's schedule changed (a
+  longer num_steps moves the linear decay: a finished run's tiny LR goes back up)."""
+  before, after = schedule_params(saved), schedule_params(config)
+  if np.array_equal(before, after) or start == 0:
+    return
+  last = float(learning_rate_at(before, start - 1))
+  now = float(learning_rate_at(after, start))
+  logging.warning(
+    "the learning-rate schedule changed with the config (num_steps %d -> %d, decay over "
+    "the last %d steps): step %d ran at lr %.3g, step %d runs at lr %.3g",
+    before[1],
+    after[1],
+    after[2],
+    start,
+    last,
+    start + 1,
+    now,
+  )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -283,14 +309,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   explain/step_N.png when config.explain_every > 0. With several processes
   (jax.distributed) every one runs this; checkpoints are saved by all together, the
   other files by process 0 (see cyclejax/run/multihost.py).
+
+  One trainer at a time: process 0 holds <workdir>/trainer.lock while it runs
+  (cyclejax.run.lock), and a second trainer is refused. A full disk ends the run with
+  one line naming the file and the last complete checkpoint.
   """
   config_lib.validate(config)
-  run = Workdir(workdir)
-  run.path.mkdir(parents=True, exist_ok=True)
+  run = workdir_lib.create(workdir, "--workdir")
+  lock = multihost.primary_only(lambda: WorkdirLock(run).acquire(), "lock the workdir")
+  try:
+    return _train(config, run)
+  except UserError:
+    raise
+  except Exception as e:
+    path = checkpoints.disk_full(e)
+    if path is None:
+      raise
+    steps = checkpoints.saved_steps(run.path)
+    raise UserError(
+      f"the device is full: {path or 'a file under ' + str(run)} could not be written "
+      f"({e.__class__.__name__}); the last complete checkpoint is "
+      f"{f'step {steps[-1]}' if steps else 'none'} in {run}. Free some space and rerun "
+      "the same command to resume"
+    ) from None
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train(config: ml_collections.ConfigDict, run: Workdir) -> TrainState:
+  """train_and_evaluate once the workdir is locked."""
   num_devices = jax.device_count()
   if config.batch_size % num_devices:
     raise UserError(
       f"config.batch_size={config.batch_size} must be a multiple of the {num_devices} devices"
+    )
+  if run.imported.exists():
+    raise UserError(
+      f"{run} holds weights imported from PyTorch ({run.imported.name}): cyclejax cannot "
+      "train on imported weights (they come without optimizer states, image pools or "
+      "discriminators); train in a new --workdir"
     )
   mesh = multihost.make_mesh()
   _, batch_sharding = multihost.shardings(mesh)
@@ -298,22 +356,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   gan = build_gan(config)
   topo = gan.topology
   mngr = checkpoints.manager(
-    run.path,
-    max_to_keep=config.max_to_keep,
-    async_save=config.async_checkpoints,
-    networks=gan.g_names + gan.d_names,
+    run.path, async_save=config.async_checkpoints, networks=gan.g_names + gan.d_names
   )
-  latest = mngr.latest_step()
-  reader = checkpoints.Reader(run.path) if latest is not None else None
-  if reader is not None:
-    for change in config_lib.check_resumable(reader.flat_config(latest), config):
-      logging.info("config changed since the checkpoint: %s", change)
-    missing = [n for n in (*topo.networks, "train") if n not in reader.items(latest)]
-    if missing:
-      raise UserError(
-        f"checkpoint step {latest} in {run} lacks {missing} (an imported "
-        "model, not a training run); train in a new --workdir"
-      )
 
   # Process 0 first: the others then read its image check cache (or download).
   domains = multihost.primary_first(
@@ -327,11 +371,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   state = init_state_on(gan, config.seed, mesh)
   data_state = None
-  if latest is not None:
-    networks, train = state.checkpoint_items()
-    state = state.replace_items(*checkpoints.restore_train(mngr, latest, networks, train))
-    data_state = reader.data_state(latest)
-    logging.info("resumed from %s at step %d", run.checkpoints, latest)
+
+  def check_config(saved: dict) -> None:
+    for change in config_lib.check_resumable(saved, config):
+      logging.info("config changed since the checkpoint: %s", change)
+
+  resumed = checkpoints.resume(
+    run.path,
+    *state.checkpoint_items(),
+    check_config=check_config,
+    primary=multihost.is_primary(),
+    agree=multihost.any_process,
+  )
+  if resumed is not None:
+    state = state.replace_items(resumed.networks, resumed.train)
+    data_state = resumed.data
+    logging.info("resumed from %s at step %d", run.checkpoints, resumed.step)
+    _log_schedule_change(config_lib.from_flat(resumed.flat_config), config, resumed.step)
+  last_saved = resumed.step if resumed is not None else None
   start = int(state.step)
   primary = multihost.is_primary()
   if primary:
@@ -345,7 +402,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     process_count=jax.process_count(),
   )
   iterator = iter(ds)
-  if data_state is not None:
+  if start >= config.num_steps:
+    pass  # nothing to train (the dataset ends at num_steps; its position may lie beyond)
+  elif data_state is not None:
     iterator.set_state(data_state)
   elif start:
     iterator.set_state({"next_index": start})
@@ -361,22 +420,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   step_fn = compile_train_step(gan, state, mesh)
   writer = MetricWriter(run, resume_step=start) if primary else NullWriter()
   stop_vote = multihost.StopVote(mesh)
-  last_saved = latest
   pending = None  # (step, device metrics) of the previous step, checked one step late
   window_start, window_steps, run_start = time.perf_counter(), 0, None
   total = config.num_steps
 
   def save(step, metrics_host):
+    """Saves a checked state; old steps go once the previous save is committed."""
+    checkpoints.rotate(mngr, config.max_to_keep)
     networks, train = state.checkpoint_items()
-    checkpoints.save(
-      mngr,
-      step,
-      networks=networks,
-      train=train,
-      config=config,
-      data=iterator.get_state(),
-      metrics=metrics_host,
-    )
+    try:
+      checkpoints.save(
+        mngr,
+        step,
+        networks=networks,
+        train=train,
+        config=config,
+        data=iterator.get_state(),
+        metrics=metrics_host,
+      )
+    except checkpoints.NonFiniteState as e:
+      raise UserError(
+        f"{e}: training stopped without saving it; {_last_good(last_saved, run)}. "
+        "Rerunning resumes from it; a lower config.lr often avoids the divergence"
+      ) from None
 
   if start >= total:
     logging.info("workdir %s is already trained to step %d (num_steps=%d)", run, start, total)
@@ -443,10 +509,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             step,
             signal.Signals(stopping).name,
           )
-          mngr.wait_until_finished()
+          checkpoints.rotate(mngr, config.max_to_keep)
           raise SystemExit(128 + stopping)
       if pending is not None:
         _check_finite(jax.device_get(pending[1]), pending[0], last_saved, run)
+    checkpoints.rotate(mngr, config.max_to_keep)
   finally:
     mngr.wait_until_finished()
     writer.close()

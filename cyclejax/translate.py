@@ -14,8 +14,6 @@ side by side.
 Unreadable files are reported by path and skipped.
 """
 
-import pathlib
-
 from absl import flags, logging
 
 from cyclejax import cli
@@ -41,6 +39,7 @@ def main(argv):
   if _BATCH.value < 1 or _SIZE.value < 0:
     raise UserError("--batch_size must be >= 1 and --size >= 0")
   net = inference.generator_for(_WORKDIR.value, _DIRECTION.value, _STEP.value)
+  out_dir = image_lib.output_folder(_OUTPUT.value, "--output")
   G, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
   files = image_lib.input_files(_INPUT.value, "input")
   good, bad = folder.check_images(files)
@@ -52,8 +51,6 @@ def main(argv):
   images = [folder.load_image(p) for p in paths]
   if _SIZE.value:
     images = [image_lib.resize(im, _SIZE.value) for im in images]
-  out_dir = pathlib.Path(_OUTPUT.value).expanduser()
-  out_dir.mkdir(parents=True, exist_ok=True)
   names = image_lib.output_names(paths)
   results = inference.translate(G, params, images, _BATCH.value)
   for name, image, result in zip(names, images, results, strict=True):

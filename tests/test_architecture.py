@@ -58,6 +58,8 @@ RUN_FILE_NAMES = {
   "tensorboard",
   "checkpoints",
   "eval_curves.png",
+  "damaged_checkpoints",
+  "trainer.lock",
 }
 
 

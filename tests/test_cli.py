@@ -152,10 +152,11 @@ def test_translate_errors(trained_workdir, tmp_path):
 
 
 @pytest.mark.slow
-def test_inspect_prints_without_loading_weights(trained_workdir):
+def test_inspect_prints_the_run_and_verifies_its_step(trained_workdir):
   workdir, _ = trained_workdir
   out = run_cli("inspect", f"--workdir={workdir}").stdout
   assert "saved steps: [2, 4]" in out
+  assert "integrity: checksums match for D_A, D_B, G_A, G_B, train, config, data, metrics" in out
   assert "netG = 'resnet_6blocks'" in out
   assert "G_A: 124,931 parameters" in out
   assert "stem/conv/kernel" in out and "[7, 7, 3, 8]" in out

@@ -278,6 +278,9 @@ def test_config_validation_names_the_key():
     ("load_size", 16, "load_size=16 is smaller"),
     ("gan_mode", "wgan", "config.gan_mode"),
     ("lambda_A", -1.0, "config.lambda_A"),
+    ("lr", float("nan"), "config.lr=nan must be a finite number"),
+    ("init_gain", float("inf"), "config.init_gain=inf must be a finite number"),
+    ("seed", -1, r"config.seed=-1 must lie in \[0, 2\*\*63\)"),
   ]:
     bad = tiny_config(**{key: value})
     with pytest.raises(UserError, match=message):
@@ -290,6 +293,19 @@ def test_config_validation_names_the_key():
   bad = tiny_config(netG="unet")
   with pytest.raises(UserError, match="num_downs"):
     config_lib.validate(bad)
+
+
+def test_a_longer_run_says_what_its_learning_rate_becomes(caplog):
+  """A finished 4-step run resumed with num_steps=8: the decay moves, and the LR of the
+  next step jumps back up (lr / 2 at update 3, lr at update 4); the log says so."""
+  with caplog.at_level("WARNING"):
+    train._log_schedule_change(tiny_config(lr=1.0), tiny_config(lr=1.0, num_steps=8), 4)  # noqa: SLF001
+  (record,) = [r for r in caplog.records if "learning-rate schedule changed" in r.message]
+  assert "num_steps 4 -> 8" in record.message
+  assert "step 4 ran at lr 0.5, step 5 runs at lr 1" in record.message
+  caplog.clear()
+  train._log_schedule_change(tiny_config(), tiny_config(log_every=1), 4)  # noqa: SLF001
+  assert not caplog.records
 
 
 def test_the_step_updates_with_the_scheduled_learning_rate(setup):

@@ -1,5 +1,6 @@
-"""What a workdir holds, read from checkpoint metadata alone (no weights loaded): the
-report `python -m cyclejax.inspect` prints."""
+"""What a workdir holds, read from checkpoint metadata (and, to verify the step, every
+array it holds against the checksums taken at save): the report
+`python -m cyclejax.inspect` prints."""
 
 import json
 import math
@@ -11,13 +12,23 @@ from cyclejax.names import MASK_DISCRIMINATORS
 from cyclejax.run import checkpoints
 
 
-def describe(workdir: str, step: int | None = None, tree: bool = True) -> str:
-  """The report `inspect` prints, as a string."""
+def describe(workdir: str, step: int | None = None, tree: bool = True, verify: bool = True) -> str:
+  """The report `inspect` prints, as a string.
+
+  Args:
+    workdir: the run's folder.
+    step: the checkpoint (default: the latest).
+    tree: list every parameter with its shape.
+    verify: read the step's arrays and compare them with their checksums (raises
+      DamagedCheckpoint naming the file if one differs).
+  """
   reader = checkpoints.Reader(workdir)
   step = reader.resolve_step(step)
   lines = [f"workdir: {workdir}", f"saved steps: {reader.steps()} (showing {step})"]
   items = reader.items(step)
   lines.append(f"items at step {step}: {', '.join(items)}")
+  if verify:
+    lines.append(f"integrity: {reader.verify(step)}")
   lines.append("")
   lines.append("config:")
   for key, value in sorted(reader.flat_config(step).items()):
@@ -48,8 +59,9 @@ def describe(workdir: str, step: int | None = None, tree: bool = True) -> str:
   metrics = reader.metrics(step)
   lines.append("")
   if metrics:
+    # Five significant digits: a decayed learning rate (2e-07) is not rounded to 0.
     lines.append(
-      f"metrics at step {step}: " + json.dumps({k: round(v, 5) for k, v in metrics.items()})
+      f"metrics at step {step}: " + json.dumps({k: float(f"{v:.5g}") for k, v in metrics.items()})
     )
   else:
     lines.append(f"no metrics at step {step}")

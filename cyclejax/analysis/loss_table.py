@@ -22,6 +22,7 @@ import pathlib
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from cyclejax import data, xla
 from cyclejax.analysis import inference
@@ -234,8 +235,12 @@ def history(
   }
   out: dict[str, list] = {"train": [], "test": []}
   for step in reader.steps():
-    params = _load_all(reader, step)
-    step_config = reader.config(step)
+    try:
+      params = _load_all(reader, step)
+      step_config = reader.config(step)
+    except checkpoints.DamagedCheckpoint as e:  # the curves go on without it
+      logging.warning("leaving step %d out of the curves: %s", step, e)
+      continue
     for split in ("train", "test"):
       row = evaluate(step_config, params, images[split, "A"], images[split, "B"], batch_size)
       out[split].append((step, row))

@@ -9,13 +9,14 @@ reference's .convert('RGB')), CMYK, and 16-bit or 32-bit gray (scaled to 8 bits)
 
 import concurrent.futures
 import json
+import os
 import pathlib
 
 import numpy as np
 from absl import logging
 from PIL import Image
 
-from cyclejax.data.images import IMAGE_EXTENSIONS, atomic_write, list_images
+from cyclejax.data.images import IMAGE_EXTENSIONS, atomic_write, list_images, not_a_regular_file
 from cyclejax.errors import UserError
 
 
@@ -54,34 +55,52 @@ def _check_one(path: pathlib.Path) -> tuple[str, list[int] | None, str]:
 def check_images(
   paths: list[pathlib.Path], *, cache_file: pathlib.Path | None = None, threads: int = 8
 ) -> tuple[list[tuple[pathlib.Path, tuple[int, int]]], list[tuple[pathlib.Path, str]]]:
-  """Fully decodes every file once. Returns ([(path, (w, h))], [(bad path, reason)])."""
+  """Fully decodes every file once. Returns ([(path, (w, h))], [(bad path, reason)]).
+
+  The cache keeps every checked file (of all the folders checked into it), keyed by
+  size and modification time; entries of files that are gone are dropped. A cache
+  that cannot be written (a read-only workdir) is skipped with a note.
+  """
   cache = {}
   if cache_file is not None and cache_file.exists():
     try:
       cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
       cache = {}
-  keys = {}
-  todo = []
+    if not isinstance(cache, dict):
+      cache = {}
+  keys, todo, bad = {}, [], {}
   for p in paths:
+    reason = not_a_regular_file(p)  # it may have changed since it was listed
+    if reason:
+      bad[str(p)] = reason
+      continue
     st = p.stat()
     keys[str(p)] = f"{st.st_size}:{st.st_mtime_ns}"
     hit = cache.get(str(p))
-    if not hit or hit.get("key") != keys[str(p)]:
+    if not (isinstance(hit, dict) and hit.get("key") == keys[str(p)] and "size" in hit):
       todo.append(p)
   with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as ex:
     for path, size, reason in ex.map(_check_one, todo):
       cache[path] = {"key": keys[path], "size": size, "error": reason}
-  if cache_file is not None and todo:
-    atomic_write(cache_file, json.dumps({p: cache[p] for p in keys}))
-  good, bad = [], []
+  kept = {p: e for p, e in cache.items() if p in keys or os.path.lexists(p)}
+  if cache_file is not None and (todo or len(kept) < len(cache)):
+    try:
+      atomic_write(cache_file, json.dumps(kept))
+    except OSError as e:
+      logging.warning(
+        "not caching image checks in %s (%s): the next start checks the images again",
+        cache_file,
+        e.strerror,
+      )
+  good, failed = [], []
   for p in paths:
-    entry = cache[str(p)]
-    if entry["error"]:
-      bad.append((p, entry["error"]))
+    reason = bad.get(str(p)) or cache[str(p)].get("error")
+    if reason:
+      failed.append((p, reason))
     else:
-      good.append((p, tuple(entry["size"])))
-  return good, bad
+      good.append((p, tuple(cache[str(p)]["size"])))
+  return good, failed
 
 
 class FolderSource:

@@ -6,7 +6,8 @@ listing and files written whole.
                         JAX arrays or tracers alike
   resize                bicubic (PIL), as torchvision's Resize on PIL images
   image_grid            tiles rows of equal-sized images; side_by_side puts two together
-  list_images           image files below a folder; input_files for a command's flag
+  list_images           image files below a folder (regular files only); input_files
+                        for a command's flag; output_folder / output_file check one
   output_names          <stem>.png per input, unique
   atomic_write ...      every file cyclejax writes appears whole or not at all: written
                         to a hidden temporary sibling, then renamed over the target
@@ -14,12 +15,15 @@ listing and files written whole.
 """
 
 import contextlib
+import errno
 import os
 import pathlib
 import secrets
+import stat
 from collections.abc import Iterator
 
 import numpy as np
+from absl import logging
 from PIL import Image
 
 from cyclejax.errors import UserError
@@ -78,20 +82,51 @@ def side_by_side(left: np.ndarray, right: np.ndarray, pad: int = 4) -> np.ndarra
 
 def list_images(directory: pathlib.Path) -> list[pathlib.Path]:
   """Image files below `directory`, sorted, by extension (case-insensitive; hidden
-  files skipped)."""
+  files skipped). Only regular files count: a FIFO, socket or device named like an
+  image, a dangling symlink or a symlink loop is reported (a warning naming it and
+  why) and skipped, and never opened (reading a FIFO would wait forever)."""
   out = []
   for root, _, files in sorted(os.walk(directory)):
     for name in sorted(files):
       if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-        out.append(pathlib.Path(root) / name)
+        path = pathlib.Path(root) / name
+        reason = not_a_regular_file(path)
+        if reason:
+          logging.warning("skipping %s: %s", path, reason)
+        else:
+          out.append(path)
   return out
+
+
+def not_a_regular_file(path: pathlib.Path) -> str:
+  """Why `path` is not a regular file one can open ('' when it is one)."""
+  try:
+    mode = os.stat(path).st_mode  # follows symlinks
+  except OSError as e:
+    if e.errno == errno.ELOOP:
+      return "a symlink loop"
+    if e.errno == errno.ENOENT and os.path.islink(path):
+      return f"a symlink to a missing file ({os.readlink(path)})"
+    return e.strerror or str(e)
+  if stat.S_ISREG(mode):
+    return ""
+  kinds = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+  }
+  kind = next((text for test, text in kinds.items() if test(mode)), "special")
+  return f"{kind}, not a regular file"
 
 
 def input_files(path: str | pathlib.Path, flag: str) -> list[pathlib.Path]:
   """The images a command's `--flag=PATH` names: one file, or every image below a folder.
 
   Raises:
-    UserError: naming the flag, when PATH does not exist or a folder holds no image.
+    UserError: naming the flag, when PATH does not exist, is not a regular file or
+      folder, or a folder holds no image.
   """
   path = pathlib.Path(path).expanduser()
   if path.is_dir():
@@ -99,9 +134,43 @@ def input_files(path: str | pathlib.Path, flag: str) -> list[pathlib.Path]:
     if not files:
       raise UserError(f"--{flag}={path} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
-  if path.is_file():
-    return [path]
-  raise UserError(f"--{flag}={path} does not exist")
+  if not os.path.lexists(path):
+    raise UserError(f"--{flag}={path} does not exist")
+  reason = not_a_regular_file(path)
+  if reason:
+    raise UserError(f"--{flag}={path} is {reason}")
+  return [path]
+
+
+def output_folder(path: str | pathlib.Path, flag: str) -> pathlib.Path:
+  """The folder a command's `--flag=PATH` writes into, created if absent.
+
+  Raises:
+    UserError: naming the flag, when PATH is a file or cannot be created or written.
+  """
+  path = pathlib.Path(path).expanduser()
+  if path.exists() and not path.is_dir():
+    raise UserError(f"{flag}={path} is a file, not a folder")
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create {flag}={path}: {e.strerror}") from None
+  if not os.access(path, os.W_OK | os.X_OK):
+    raise UserError(f"{flag}={path} is not writable (read-only or no permission)")
+  return path
+
+
+def output_file(path: str | pathlib.Path, flag: str) -> pathlib.Path:
+  """The file a command's `--flag=PATH` writes (replacing it), its folder created.
+
+  Raises:
+    UserError: naming the flag, when PATH is a folder or its folder cannot be written.
+  """
+  path = pathlib.Path(path).expanduser()
+  if path.is_dir():
+    raise UserError(f"{flag}={path} is a folder; give a file name")
+  output_folder(path.parent, f"the folder of {flag}")
+  return path
 
 
 def output_names(paths: list[pathlib.Path]) -> list[str]:

@@ -25,7 +25,6 @@ cyclejax/explain/metrics.py for the definitions).
 """
 
 import json
-import pathlib
 import sys
 import time
 
@@ -204,8 +203,7 @@ def main(argv):
   if layer not in layers:
     raise UserError(f"--layer={layer} is not a layer of {net}; layers are {layers}")
   gan_mode = config.gan_mode
-  out_dir = pathlib.Path(_OUTPUT.value).expanduser()
-  out_dir.mkdir(parents=True, exist_ok=True)
+  out_dir = image_lib.output_folder(_OUTPUT.value, "--output")
 
   per_image: dict[str, dict[str, dict[str, float]]] = {}
   collected: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in methods}

@@ -7,10 +7,12 @@ interventions (`cyclejax.analysis.internals`), feature-map grids of any layer of
 the run's loss records and sample grids, and the discriminator's Score-CAM of a run's
 output (`cyclejax.explain`).
 
-Runs are cached (least recently used first out, within a memory budget), so opening
-another layer of the last update renders its grid without running the network again.
-`latest()` follows a training run that is still writing: it switches to the newest
-checkpoint when there is one (the page polls it while "follow the run" is on).
+Runs are cached (least recently used first out, within a memory budget in bytes), so
+opening another layer of the last update renders its grid without running the network
+again; a run that no longer fits (a 1024 px resnet_9blocks run holds ~2.5 GB of
+activations) is recomputed when one of its layers is asked for. `latest()` follows a
+training run that is still writing: it switches to the newest checkpoint when there is
+one (the page polls it while "follow the run" is on).
 """
 
 import base64
@@ -40,6 +42,7 @@ from cyclejax.run.writer import read_jsonl
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 50_000_000
 MAX_SIZE = 1024
+MAX_RECIPES = 256  # runs that can be recomputed after their activations were evicted
 
 
 def data_url(image: np.ndarray) -> str:
@@ -108,7 +111,8 @@ class Session:
     workdir: a workdir with at least one generator (trained or imported).
     step: the checkpoint (default: the latest).
     max_upload_bytes: larger uploads are refused.
-    cache_bytes: memory budget of cached runs (the last two are always kept).
+    cache_bytes: memory budget of cached runs' activations; an evicted run is
+      recomputed from its recipe (input, direction, interventions) when needed.
   """
 
   def __init__(
@@ -148,6 +152,7 @@ class Session:
       self.data_error = None
     self._inputs: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
     self._runs: collections.OrderedDict[str, Run] = collections.OrderedDict()
+    self._recipes: collections.OrderedDict[str, tuple] = collections.OrderedDict()
     self._lock = threading.Lock()
     self._D_params: dict[str, Any] = {}
 
@@ -189,7 +194,7 @@ class Session:
   def _check_size(self, size: Any) -> int:
     try:
       size = int(size or self.size)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
       raise UserError(f"size {size!r} is not a number") from None
     if size <= 0 or size % self.multiple or size > MAX_SIZE:
       raise UserError(
@@ -290,6 +295,10 @@ class Session:
     run_key = hashlib.sha1(json.dumps(description, sort_keys=True, default=str).encode())
     run_key = run_key.hexdigest()[:16]
     with self._lock:
+      self._recipes[run_key] = (key, direction, interventions, scaled)
+      self._recipes.move_to_end(run_key)
+      while len(self._recipes) > MAX_RECIPES:
+        self._recipes.popitem(last=False)
       if run_key in self._runs:
         self._runs.move_to_end(run_key)
         return self._runs[run_key]
@@ -310,10 +319,26 @@ class Session:
       run = Run(run_key, out, acts, layer_list, scales, regions, seconds)
       self._runs[run_key] = run
       total = sum(r.nbytes for r in self._runs.values())
-      while total > self.cache_bytes and len(self._runs) > 3:
+      while total > self.cache_bytes and self._runs:
         _, old = self._runs.popitem(last=False)
         total -= old.nbytes
       return run
+
+  def _cached_run(self, run_key: str) -> Run:
+    """A run by key: from the cache, or recomputed from its recipe if it was evicted."""
+    with self._lock:
+      run = self._runs.get(run_key)
+      recipe = self._recipes.get(run_key)
+    if run is not None:
+      return run
+    if recipe is None:
+      raise UserError(f"unknown run {run_key!r} (expired?); update again")
+    return self._run(*recipe)
+
+  def cached_bytes(self) -> int:
+    """Bytes of activations the cache holds now."""
+    with self._lock:
+      return sum(r.nbytes for r in self._runs.values())
 
   def run(self, request: dict[str, Any]) -> dict[str, Any]:
     """Runs the generator on an input with interventions.
@@ -366,10 +391,7 @@ class Session:
 
   def layer_grid(self, run_key: str, layer: str, normalize: str = "channel") -> dict[str, Any]:
     """The feature-map grid of one layer of a cached run, with its tile layout."""
-    with self._lock:
-      run = self._runs.get(run_key)
-    if run is None:
-      raise UserError(f"unknown run {run_key!r} (expired?); update again")
+    run = self._cached_run(run_key)
     if layer not in run.activations:
       raise UserError(f"unknown layer {layer!r}; layers: {', '.join(run.activations)}")
     if normalize not in ("channel", "layer"):
@@ -442,10 +464,8 @@ class Session:
       raise UserError(f"unknown direction {direction!r}")
     # The discriminator that judges the direction's output (D_A judges fake B images).
     name = self.topology.judge(direction.partition("to")[2])
+    run = self._cached_run(run_key)
     with self._lock:
-      run = self._runs.get(run_key)
-      if run is None:
-        raise UserError(f"unknown run {run_key!r} (expired?); update again")
       if name not in self._D_params:
         if name not in self.reader.items(self.step):
           return {"available": False, "message": f"this workdir has no {name}"}

@@ -61,16 +61,27 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   try:
     obj = torch.load(path, weights_only=True, map_location="cpu")
   except pickle.UnpicklingError as e:
-    # weights_only refuses classes outside its allowlist with "Unsupported global:
-    # GLOBAL <class>"; any other unpickling error is a damaged or foreign file.
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+    # weights_only refuses anything outside its allowlist: "Unsupported global: GLOBAL
+    # <class>" (a class, e.g. a whole nn.Module) or "unsupported GLOBAL <function> whose
+    # module <m> is blocked" (os.system and the like); any other unpickling error is a
+    # damaged or foreign file.
+    text = str(e)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
     if found is None:
       raise UserError(f"{path} is not a readable PyTorch file ({_brief(e)})") from None
+    head = (
+      f"{path} holds pickled code, not only tensors: loading it would call "
+      f"{found.group(1)}. cyclejax loads tensors only, so nothing in it ran"
+    )
+    if "is blocked" in text:
+      raise UserError(
+        f"{head}; {found.group(1)} is not something a file of weights needs: do not load "
+        "this file with weights_only=False"
+      ) from None
     raise UserError(
-      f"{path} holds pickled Python objects ({found.group(1)}; e.g. a whole nn.Module), "
-      "not a state_dict of tensors; cyclejax does not unpickle objects, because that "
-      "can run code. Where you trust the file, save its weights with "
-      "`torch.save(torch.load(FILE, weights_only=False).state_dict(), 'weights.pth')`"
+      f"{head}. If it is a whole model (torch.save(model)) from a source you trust, save "
+      "its weights and import those: `torch.save(torch.load(FILE, weights_only=False)"
+      ".state_dict(), 'weights.pth')`"
     ) from None
   except Exception as e:  # noqa: BLE001  torch.load raises many types for a broken file
     raise UserError(f"{path} is not a readable PyTorch file ({_brief(e)})") from None
@@ -107,7 +118,8 @@ def _as_numpy(obj: Any, source: str) -> dict[str, np.ndarray]:
 def _tidy(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
   """Undoes what other code paths add to the reference's keys; returns notes to log.
 
-  - `module.` prefixes of nn.DataParallel (the reference saves without them);
+  - `module.` prefixes of nn.DataParallel (the reference saves without them) and
+    `_orig_mod.` prefixes of a torch.compile'd model's state_dict;
   - InstanceNorm running statistics of PyTorch < 0.4 (unused by InstanceNorm2d with
     track_running_stats=False; the reference drops them too);
   - a ResNet block trained with dropout (use_dropout=True) has its second conv at
@@ -115,9 +127,14 @@ def _tidy(state: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str
     conv (outputs then equal the reference's in eval mode).
   """
   notes = []
-  if state and all(k.startswith("module.") for k in state):
-    state = {k[len("module.") :]: v for k, v in state.items()}
-    notes.append("stripped the 'module.' prefix of nn.DataParallel from every key")
+  for prefix, source in (
+    ("module.", "nn.DataParallel"),
+    ("_orig_mod.", "torch.compile"),
+    ("module.", "nn.DataParallel"),  # the two nest in either order
+  ):
+    if state and all(k.startswith(prefix) for k in state):
+      state = {k[len(prefix) :]: v for k, v in state.items()}
+      notes.append(f"stripped the {prefix!r} prefix of {source} from every key")
   stats = [k for k in state if k.rsplit(".", 1)[-1] in RUNNING_STATS]
   if stats:
     state = {k: v for k, v in state.items() if k not in stats}

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 
-from cyclejax.explorer.server import ExploreServer, make_server
+from cyclejax.explorer.server import TOKEN_HEADER, ExploreServer, make_server
 from cyclejax.explorer.session import Session
 from cyclejax.perf.harness import common_fields
 
@@ -27,10 +27,13 @@ TIMES = (
 )
 
 
-def _call(base: str, path: str, body: dict | None = None) -> dict:
+def _call(server: ExploreServer, path: str, body: dict | None = None) -> dict:
   data = None if body is None else json.dumps(body).encode()
   request = urllib.request.Request(
-    base + path.lstrip("/"), data=data, method="POST" if data else "GET"
+    server.url + path.lstrip("/"),
+    data=data,
+    method="POST" if data else "GET",
+    headers={TOKEN_HEADER: server.token},
   )
   with urllib.request.urlopen(request, timeout=600) as response:
     return json.loads(response.read())
@@ -45,12 +48,12 @@ def time_updates(server: ExploreServer, updates: int) -> dict[str, float]:
      'new_input_median_s' (a new toy input and its first intervened update),
      'grid_max_s' (slowest single layer grid of any layer)}.
   """
-  base = server.url
-  info = _call(base, "/api/info")
+
+  info = _call(server, "/api/info")
   source = {"source": "toy", "kind": "circle"}
   if info["test_images"].get("B"):
     source = {"source": "test", "domain": "B", "index": 0}
-  key = _call(base, "/api/input", source)["input"]
+  key = _call(server, "/api/input", source)["input"]
   direction = "BtoA" if "BtoA" in info["directions"] else info["directions"][0]
   layers = info["layers"]
   shown = [
@@ -62,10 +65,10 @@ def time_updates(server: ExploreServer, updates: int) -> dict[str, float]:
   def update(interventions: dict) -> tuple[float, float]:
     start = time.perf_counter()
     result = _call(
-      base, "/api/run", {"input": key, "direction": direction, "interventions": interventions}
+      server, "/api/run", {"input": key, "direction": direction, "interventions": interventions}
     )
     for name in shown:
-      _call(base, f"/api/layer?run={result['run']}&layer={name}")
+      _call(server, f"/api/layer?run={result['run']}&layer={name}")
     return time.perf_counter() - start, result["forward_seconds"]
 
   start = time.perf_counter()
@@ -82,12 +85,12 @@ def time_updates(server: ExploreServer, updates: int) -> dict[str, float]:
   fresh = []
   for seed in range(3):
     start = time.perf_counter()
-    key = _call(base, "/api/input", {"source": "toy", "kind": "triangle", "seed": seed})["input"]
+    key = _call(server, "/api/input", {"source": "toy", "kind": "triangle", "seed": seed})["input"]
     update({"zero_bottleneck": bool(info["bottleneck"])})
     fresh.append(time.perf_counter() - start)
-  run = _call(base, "/api/run", {"input": key, "direction": direction})["run"]
+  run = _call(server, "/api/run", {"input": key, "direction": direction})["run"]
   grid_max = max(
-    _call(base, f"/api/layer?run={run}&layer={layer['name']}")["seconds"] for layer in layers
+    _call(server, f"/api/layer?run={run}&layer={layer['name']}")["seconds"] for layer in layers
   )
   return {
     "first_update_s": first,

@@ -64,7 +64,7 @@ def create_workdir(
   except OSError as e:
     raise UserError(f"cannot create a workdir in {workdir.parent}: {e.strerror}") from None
   try:
-    with checkpoints.manager(tmp, max_to_keep=1, async_save=False, networks=allowed) as mngr:
+    with checkpoints.manager(tmp, async_save=False, networks=allowed) as mngr:
       checkpoints.save(mngr, 0, networks=networks, config=config)
       mngr.wait_until_finished()
     files = Workdir(tmp)

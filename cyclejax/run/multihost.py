@@ -216,22 +216,47 @@ def primary_first(fn: Callable[[], T], what: str) -> T:
     fn: the work, the same in every process.
     what: the work in words, for the others' error message.
   """
+  result = primary_only(fn, what)
+  return result if is_primary() else fn()
+
+
+def primary_only(fn: Callable[[], T], what: str) -> T | None:
+  """fn() in process 0 alone (the others get None); a failure there fails all.
+
+  Args:
+    fn: work that only process 0 does (taking the workdir's lock, say).
+    what: the work in words, for the others' error message.
+  """
   if jax.process_count() == 1:
     return fn()
-  from jax.experimental import multihost_utils  # noqa: PLC0415
-
   error, result = None, None
   if is_primary():
     try:
       result = fn()
     except Exception as e:  # re-raised below, once the others know
       error = e
-  failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
-  if error is not None:
-    raise error
-  if failed:
+  if any_process(error is not None):
+    if error is not None:
+      raise error
     raise UserError(f"process 0 failed to {what}; its log says why")
-  return result if is_primary() else fn()
+  return result
+
+
+def sync(name: str) -> None:
+  """Waits until every process got here (nothing to wait for in a single process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # noqa: PLC0415
+
+    multihost_utils.sync_global_devices(name)
+
+
+def any_process(flag: bool) -> bool:
+  """Whether `flag` is true in any process (every process must call this together)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # noqa: PLC0415
+
+  return bool(np.max(multihost_utils.process_allgather(np.int32(flag))))
 
 
 class StopRequest:

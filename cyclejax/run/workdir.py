@@ -1,6 +1,8 @@
 """What a run writes where: every file name under a workdir, in one place.
 
   checkpoints/<step>/        orbax checkpoints (cyclejax.run.checkpoints)
+  damaged_checkpoints/<step> steps found damaged, moved aside by the trainer (never deleted)
+  trainer.lock               held by the one trainer of the workdir (cyclejax.run.lock)
   metrics.jsonl              one JSON object per log step (cyclejax.run.writer)
   tensorboard/               TensorBoard events
   samples/step_N.png         sample grids
@@ -22,13 +24,15 @@ import dataclasses
 import pathlib
 import re
 
+from cyclejax.data.images import output_folder
+
 _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
 _STEP_JSON = re.compile(r"^(\d+)\.json$")
 
 
 @dataclasses.dataclass(frozen=True)
 class Workdir:
-  """A run's folder and the paths of everything in it (nothing is created here)."""
+  """A run's folder and the paths of everything in it (only `create` makes it)."""
 
   path: pathlib.Path
 
@@ -43,6 +47,14 @@ class Workdir:
   @property
   def checkpoints(self) -> pathlib.Path:
     return self.path / "checkpoints"
+
+  @property
+  def damaged_checkpoints(self) -> pathlib.Path:
+    return self.path / "damaged_checkpoints"
+
+  @property
+  def trainer_lock(self) -> pathlib.Path:
+    return self.path / "trainer.lock"
 
   @property
   def metrics(self) -> pathlib.Path:
@@ -124,6 +136,11 @@ class Workdir:
       return None
     path = self.samples / name
     return path if path.is_file() else None
+
+
+def create(path: "str | pathlib.Path | Workdir", flag: str = "--workdir") -> Workdir:
+  """The workdir, created if absent; UserError naming the flag when it cannot be written."""
+  return Workdir(output_folder(Workdir(path).path, flag))
 
 
 def step_png(step: int) -> str:

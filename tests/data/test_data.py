@@ -1,7 +1,10 @@
 """Data sources and the grain pipeline."""
 
+import errno
 import io
+import json
 import logging
+import os
 import pathlib
 import zipfile
 
@@ -169,6 +172,58 @@ def test_folder_reports_and_skips_bad_files(tmp_path, caplog):
   assert (tmp_path / "work" / "data_check.json").exists()  # results cached in the workdir
   batch = next(iter(data.train_dataset(domains, config, num_steps=1)))
   assert batch["A"].shape == (4, 32, 32, 3)
+
+
+def test_the_check_cache_keeps_every_split_and_a_second_open_decodes_nothing(tmp_path, monkeypatch):
+  root = make_folder_dataset(tmp_path / "data")
+  config = tiny_config(dataset="folder", data_dir=str(root))
+  cache = tmp_path / "work" / "data_check.json"
+  data.open_domains(config, cache_file=cache)
+  cached = json.loads(cache.read_text())
+  for split in ("trainA", "trainB", "testA", "testB"):
+    for path in images.list_images(root / split):
+      assert str(path) in cached, path
+  decoded = []
+  check = folder._check_one  # noqa: SLF001
+  monkeypatch.setattr(folder, "_check_one", lambda p: decoded.append(p) or check(p))
+  data.open_domains(config, cache_file=cache)  # a resume
+  assert decoded == []
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_note(tmp_path, monkeypatch, caplog):
+  root = make_folder_dataset(tmp_path / "data")
+  config = tiny_config(dataset="folder", data_dir=str(root))
+
+  def read_only(path, content):
+    raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+  monkeypatch.setattr(folder, "atomic_write", read_only)
+  with caplog.at_level(logging.WARNING):
+    domains = data.open_domains(config, cache_file=tmp_path / "work" / "data_check.json")
+  assert len(domains.train_A) == 3
+  assert "not caching image checks" in caplog.text and "Read-only file system" in caplog.text
+
+
+def test_input_files_names_what_is_not_a_regular_file(tmp_path):
+  os.mkfifo(tmp_path / "fifo.png")
+  os.symlink("loop.png", tmp_path / "loop.png")
+  with pytest.raises(UserError, match=r"--input=.*fifo.png is a FIFO, not a regular file"):
+    images.input_files(tmp_path / "fifo.png", "input")
+  with pytest.raises(UserError, match=r"--input=.*loop.png is a symlink loop"):
+    images.input_files(tmp_path / "loop.png", "input")
+  with pytest.raises(UserError, match="holds no image files"):
+    images.input_files(tmp_path, "input")  # both skipped, nothing opened
+
+
+def test_output_paths_name_the_flag(tmp_path):
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(UserError, match="--output=.* is a file, not a folder"):
+    images.output_folder(tmp_path / "file", "--output")
+  with pytest.raises(UserError, match="cannot create --output="):
+    images.output_folder(tmp_path / "file" / "below", "--output")
+  with pytest.raises(UserError, match="--out=.* is a folder; give a file name"):
+    images.output_file(tmp_path, "--out")
+  assert images.output_folder(tmp_path / "new" / "dir", "--output").is_dir()
 
 
 def test_folder_errors_name_the_folder(tmp_path):

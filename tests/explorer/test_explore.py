@@ -38,7 +38,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def explorer(trained_workdir):
-  """`python -m cyclejax.explore` on the tiny workdir, on a free port: (url, workdir)."""
+  """`python -m cyclejax.explore` on the tiny workdir, on a free port: (page url with its
+  token, workdir)."""
   workdir, _ = trained_workdir
   proc = subprocess.Popen(
     [sys.executable, "-m", "cyclejax.explore", f"--workdir={workdir}", "--port=0"],
@@ -70,15 +71,16 @@ def explorer(trained_workdir):
 
 
 def call(url: str, path: str, body=None, raw: bytes | None = None):
-  """(status, decoded JSON) of one request; errors are answers too."""
-  if raw is not None:
-    request = urllib.request.Request(url + path.lstrip("/"), data=raw, method="POST")
-  elif body is not None:
-    request = urllib.request.Request(
-      url + path.lstrip("/"), data=json.dumps(body).encode(), method="POST"
-    )
-  else:
-    request = urllib.request.Request(url + path.lstrip("/"))
+  """(status, decoded JSON) of one request with the page URL's token; errors are answers
+  too."""
+  base, _, token = url.partition("?token=")
+  data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+  request = urllib.request.Request(
+    base + path.lstrip("/"),
+    data=data,
+    method="GET" if data is None else "POST",
+    headers={"X-Cyclejax-Token": token},
+  )
   try:
     with urllib.request.urlopen(request, timeout=120) as response:
       return response.status, json.loads(response.read())
@@ -196,7 +198,8 @@ def test_api_answers_mistakes_with_a_message_and_keeps_serving(explorer):
     assert status in (400, 404) and "error" in reply, path
   status, samples = call(url, "/api/samples")
   assert samples["samples"] == ["step_0000002.png", "step_0000004.png"]
-  with urllib.request.urlopen(url + "samples/step_0000004.png") as response:
+  base, _, token = url.partition("?token=")
+  with urllib.request.urlopen(f"{base}samples/step_0000004.png?token={token}") as response:
     assert response.read() == (pathlib.Path(workdir) / "samples" / "step_0000004.png").read_bytes()
   status, metrics = call(url, "/api/metrics")
   assert [r["step"] for r in metrics["records"]] == [1, 2, 4]

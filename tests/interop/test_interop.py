@@ -160,16 +160,21 @@ def test_old_files_with_instance_norm_running_stats(tmp_path, caplog):
   jax.tree.map(np.testing.assert_array_equal, params, clean)
 
 
-def test_dropout_and_data_parallel_files_load(tmp_path):
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
+def test_dropout_data_parallel_and_compiled_files_load(prefix, caplog):
   # A generator trained with dropout has its blocks' second conv at conv_block.6; one
-  # saved from nn.DataParallel has 'module.' before every key.
+  # saved from nn.DataParallel has 'module.' before every key, one from a
+  # torch.compile'd model '_orig_mod.' (and both nest).
   module = reference("resnet_6blocks", use_dropout=True)
   assert "model.10.conv_block.6.weight" in module.state_dict()
-  state = {f"module.{k}": v for k, v in module.state_dict().items()}
-  params = interop.load_torch_state_dict(state, "resnet_6blocks", ngf=8)
+  state = {f"{prefix}{k}": v for k, v in module.state_dict().items()}
+  with caplog.at_level(logging.INFO):
+    params = interop.load_torch_state_dict(state, "resnet_6blocks", ngf=8)
   x = images(32, 32, seed=1)
   got = compiled(interop.make_arch("resnet_6blocks", ngf=8))(params, x)
   assert np.abs(np.asarray(got) - torch_forward(module, x)).max() <= TOL
+  if "_orig_mod" in prefix:
+    assert any("'_orig_mod.' prefix of torch.compile" in r.message for r in caplog.records)
 
 
 @pytest.mark.parametrize(
@@ -211,8 +216,9 @@ def test_an_unrecognised_file_names_the_first_mismatching_key():
 def test_files_that_are_not_state_dicts(tmp_path):
   module = reference("pixel")
   torch.save(module, tmp_path / "module.pth")  # a whole pickled nn.Module
-  with pytest.raises(UserError, match="pickled Python objects .* not a state_dict"):
+  with pytest.raises(UserError, match="holds pickled code, not only tensors") as e:
     interop.load_torch_state_dict(tmp_path / "module.pth", "pixel", ndf=8)
+  assert "PixelDiscriminator" in str(e.value) and ".state_dict()" in str(e.value)
   torch.save({"epoch": 3, "net": module.state_dict()}, tmp_path / "wrapped.pth")
   with pytest.raises(
     UserError, match="is not a state_dict: its entry 'epoch' is int, not a tensor"
@@ -225,6 +231,33 @@ def test_files_that_are_not_state_dicts(tmp_path):
     interop.load_torch_state_dict(tmp_path / "missing.pth", "pixel", ndf=8)
   with pytest.raises(UserError, match="needs num_downs >= 5"):
     interop.load_torch_state_dict(module.state_dict(), "unet", num_downs=4)
+
+
+class _Payload:
+  """Pickles as a call of os.system: what a malicious .pth holds."""
+
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    import os  # noqa: PLC0415
+
+    return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_file_with_pickled_code_is_refused_in_plain_words_and_nothing_runs(tmp_path):
+  marker = tmp_path / "ran"
+  state = dict(reference("pixel").state_dict())
+  state["extra"] = _Payload(marker)
+  torch.save(state, tmp_path / "evil.pth")
+  with pytest.raises(UserError) as e:
+    interop.load_torch_state_dict(tmp_path / "evil.pth", "pixel", ndf=8)
+  message = str(e.value)
+  assert "holds pickled code, not only tensors" in message and "system" in message
+  assert "cyclejax loads tensors only, so nothing in it ran" in message
+  assert "do not load this file with weights_only=False" in message
+  assert "Weights only load failed" not in message  # no PyTorch boilerplate, cut or whole
+  assert not marker.exists()
 
 
 def test_without_torch_the_error_says_how_to_install_it(monkeypatch):
@@ -261,7 +294,7 @@ def test_import_translate_inspect_end_to_end(tmp_path):
     "latest_net_G_A.pth",
   ]  # no temporary folder left behind
   reader = checkpoints.Reader(workdir)
-  assert reader.steps() == [0] and reader.items(0) == ["D_A", "G_A", "config"]
+  assert reader.steps() == [0] and reader.items(0) == ["D_A", "G_A", "checksums", "config"]
 
   # translate: a 30x22 image is padded to 32x24, translated, cropped back.
   image = np.random.default_rng(2).integers(0, 256, (30, 22, 3), dtype=np.uint8)

@@ -27,8 +27,12 @@ const state = {
 
 const $ = (selector) => document.querySelector(selector);
 
-async function api(path, options) {
-  const response = await fetch(path, options);
+// The launch's token (the server puts it into the page): every call carries it.
+const TOKEN = document.querySelector('meta[name="cyclejax-token"]')?.content || '';
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}), 'X-Cyclejax-Token': TOKEN };
+  const response = await fetch(path, { ...options, headers });
   let body;
   try {
     body = await response.json();
@@ -520,7 +524,7 @@ async function setupSamples() {
   const show = () => {
     const name = samples[Number(slider.value)];
     $('#sample-name').textContent = `${name} (real | translated | reconstructed | identity)`;
-    $('#sample-img').src = `/samples/${encodeURIComponent(name)}`;
+    $('#sample-img').src = `/samples/${encodeURIComponent(name)}?token=${encodeURIComponent(TOKEN)}`;
   };
   slider.addEventListener('input', show);
   show();
