@@ -95,7 +95,7 @@ def test_files_of_other_kinds_get_one_line_saying_what_they_are(random_file, tmp
     _save(tmp_path, "imagenet.pth", imagenet): "torchvision's ImageNet Inception-v3",
     _save(tmp_path, "missing.pth", missing): "lacks Mixed_6b.branch7x7_2.conv.weight",
     _save(tmp_path, "reshaped.pth", reshaped): "has shape [192, 2048, 3, 3], [192, 2048, 1, 1]",
-    _save(tmp_path, "module.pth", torch.nn.Linear(2, 2)): "pickled Python objects",
+    _save(tmp_path, "module.pth", torch.nn.Linear(2, 2)): "holds pickled code",
     text: "not a readable PyTorch file",
   }
   for file, message in cases.items():
