@@ -34,3 +34,6 @@ GAN_MODES = ("lsgan", "vanilla")
 EXPLAIN_METHODS = ("scorecam", "scorecam_softmax", "gradcam", "gradcampp", "saliency")
 # Explanation maps xAI-CycleGAN training can use.
 XAI_EXPLANATIONS = ("saliency", "gradcam", "scorecam")
+
+# Orders of the SFT-GAN's cumulative Grad-CAM averages (cyclejax.explain.classifier).
+CGMA_ORDERS = ("shallow_first", "deep_first")

@@ -10,6 +10,10 @@ can hold a subset of the networks:
   config              the run's config, flattened to {'key': value}
   metrics             the last logged metrics
 
+A run of another kind (the SFT-GAN explainer's stages) names its own items:
+`item_manager(workdir, trees=..., jsons=...)`, `save_items` and `restore_items` save and
+restore any named pytrees and JSON values the same way.
+
 orbax writes each step into a temporary directory and renames it when complete, so a
 crash never leaves a half-written step that a later restore would pick up.
 """
@@ -204,3 +208,78 @@ class Reader:
       args[name] = ocp.args.StandardRestore(target)
     restored = self.mngr.restore(step, args=ocp.args.Composite(**args))
     return {name: restored[name] for name in names}
+
+
+# --------------------------------------------------------------------------------------
+# Named items of any run (the SFT-GAN explainer's classifiers, condition sets and GANs).
+
+
+def item_manager(
+  workdir: str | pathlib.Path,
+  *,
+  trees: tuple[str, ...] = (),
+  jsons: tuple[str, ...] = (),
+  max_to_keep: int = 2,
+  async_save: bool = False,
+  create: bool = True,
+) -> ocp.CheckpointManager:
+  """A CheckpointManager over <workdir>/checkpoints with the given item names: `trees`
+  (pytrees of arrays) and `jsons` (JSON values)."""
+  handlers = {name: ocp.StandardCheckpointHandler() for name in trees}
+  handlers.update({name: ocp.JsonCheckpointHandler() for name in jsons})
+  options = ocp.CheckpointManagerOptions(
+    max_to_keep=max_to_keep, create=create, enable_async_checkpointing=async_save
+  )
+  return ocp.CheckpointManager(directory(workdir), item_handlers=handlers, options=options)
+
+
+def save_items(
+  mngr: ocp.CheckpointManager, step: int, *, trees: dict[str, Any], jsons: dict[str, Any]
+) -> None:
+  """Saves one step of named trees and JSON values (asynchronously if the manager is)."""
+  items = {name: ocp.args.StandardSave(tree) for name, tree in trees.items()}
+  items.update({name: ocp.args.JsonSave(value) for name, value in jsons.items()})
+  mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+
+def restore_items(
+  mngr: ocp.CheckpointManager,
+  step: int,
+  *,
+  trees: dict[str, Any] | tuple[str, ...] = (),
+  jsons: tuple[str, ...] = (),
+  sharding=None,
+) -> dict[str, Any]:
+  """Restores named items of one step.
+
+  Args:
+    mngr: an `item_manager`.
+    step: the step to restore.
+    trees: {name: template} restores onto the templates' shapes, dtypes and shardings
+      (arrays placed like a running state); names alone restore as saved, onto
+      `sharding` (default: this process's first device).
+    jsons: JSON items to restore.
+
+  Returns:
+    {name: tree or JSON value}.
+  """
+  args = {}
+  if isinstance(trees, dict):
+    to_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    for name, template in trees.items():
+      args[name] = ocp.args.StandardRestore(jax.tree.map(to_abstract, template))
+  else:
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    metadata = mngr.item_metadata(step)
+    for name in trees:
+      tree = getattr(metadata[name], "tree", metadata[name])
+      args[name] = ocp.args.StandardRestore(
+        jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
+          tree,
+          is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+        )
+      )
+  args.update({name: ocp.args.JsonRestore() for name in jsons})
+  restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  return {name: restored[name] for name in args}
