@@ -148,7 +148,8 @@ def draw_scene(
     if circumradius(scene) > fit:
       # Only thin rectangles (aspect < ~0.3) reach this far: shrink them to fit.
       scene = dataclasses.replace(scene, radius=radius * fit / circumradius(scene))
-    margin = circumradius(scene) + 1.0
+    # A shape shrunk to fit exactly may come out a rounding error above s/2 - 1: clamp.
+    margin = min(circumradius(scene) + 1.0, s / 2.0)
     if spec.shift:
       cx, cy = (float(v) for v in rng.uniform(margin, s - margin, size=2))
     else:

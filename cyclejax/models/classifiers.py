@@ -7,10 +7,11 @@ outputs are [B, num_classes] logits. No normalisation layers: nothing but parame
 stateful, so one forward is a pure function of (params, images), and the explanation
 tools differentiate through the unchanged network.
 
-Every layer has a name a person can type (module paths joined by '/'):
-  vgg:        conv1 .. conv8 (3x3 conv + ReLU; the raw conv is convN/conv; 2x2 max-pool
-              after conv2, conv4, conv6), head (dense on the global average of conv8)
-  every conv layer's output is after its ReLU, as a Keras Conv2D(activation='relu')
+Every layer has a name a person can type (module paths joined by '/'); a conv layer's
+output is after its ReLU (as a Keras Conv2D(activation='relu')), the raw conv's is
+'<layer>/conv':
+  vgg:        conv1 .. conv8 (3x3 conv + ReLU; 2x2 max-pool after conv2, conv4, conv6),
+              head (dense on the global average of conv8)
   resnet:     stem (3x3 conv + ReLU), block1 .. block6 (basic blocks: conv1, conv2, the
               output is ReLU(conv2 + shortcut); block3 and block5 halve the resolution
               with a strided conv1 and a 1x1 'shortcut' projection), head

@@ -41,7 +41,7 @@ def test_bench_train_reports_jax_and_torch():
 @pytest.mark.slow
 def test_bench_usage_error_is_one_line():
   proc = run_cli("bench", "nope", check=False)
-  assert proc.returncode == 2 and "subcommands: train, scorecam, explorer, all" in proc.stderr
+  assert proc.returncode == 2 and "subcommands: train, scorecam, explorer, sft, all" in proc.stderr
 
 
 def test_bench_crop_override_raises_load_size():
@@ -51,3 +51,20 @@ def test_bench_crop_override_raises_load_size():
   assert (c.crop_size, c.load_size, c.batch_size) == (512, 512, 4)
   c = train_bench.load_config("configs/horse2zebra.py")
   assert (c.crop_size, c.load_size) == (256, 286)
+
+
+@pytest.mark.slow
+def test_bench_sft_reports_the_gan_step_and_cgma_speed():
+  from cyclejax.perf import sft as sft_bench  # noqa: PLC0415
+
+  rows = sft_bench.bench("configs/sft_shapes.py:tiny", steps=1, repeats=1)
+  assert [r.get("variant", r.get("arch")) for r in rows] == [
+    "lsft",
+    "gsft",
+    "vgg",
+    "resnet",
+    "mobilenet",
+  ]
+  assert all(r["images_per_second"] > 0 for r in rows)
+  assert rows[0]["flops_per_step"] > 0 and rows[0]["batch_size"] == 4
+  assert rows[2]["layers"] == 8 and rows[2]["maps"] == 8
