@@ -205,7 +205,7 @@ LABELS = {
 def _cell(value, key) -> str:
   if value is None:
     return "–"
-  return f"{value:.4f}" if key in ("dice_gradcam", "dice_mask", "pointing_game") else f"{value:.1f}"
+  return f"{value:.4f}" if key in ("dice_gradcam", "dice_mask", "pointing_game") else f"{value:.2f}"
 
 
 def _rows(methods: dict) -> list[str]:
