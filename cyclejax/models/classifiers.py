@@ -30,16 +30,39 @@ from flax import linen as nn
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
-def _conv(features: int, kernel: int, stride: int = 1, groups: int = 1, name: str | None = None):
+def _conv(features: int, kernel: int, stride: int = 1, name: str | None = None):
   return nn.Conv(
-    features,
-    (kernel, kernel),
-    strides=(stride, stride),
-    padding="SAME",
-    feature_group_count=groups,
-    kernel_init=he_normal,
+    features, (kernel, kernel), strides=(stride, stride), padding="SAME", kernel_init=he_normal,
     name=name,
   )
+
+
+class DepthwiseConv(nn.Module):
+  """A depthwise conv ('SAME' padding, one k x k filter per channel) computed as the sum
+  of k * k shifted and scaled copies of the input.
+
+  The same function and parameters (kernel [k, k, 1, C], bias [C], the same init) as
+  nn.Conv with feature_group_count=C, whose gradient takes a slow path on XLA:CPU (a
+  3x3 depthwise conv's forward and backward at 64 x 16 x 16 x 64 ran 3x faster this way).
+  """
+
+  kernel_size: int = 3
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    k, s, c = self.kernel_size, self.stride, x.shape[-1]
+    kernel = self.param("kernel", he_normal, (k, k, 1, c))
+    bias = self.param("bias", nn.initializers.zeros, (c,))
+    pads = jax.lax.padtype_to_pads(x.shape[1:3], (k, k), (s, s), "SAME")
+    xp = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+    h, w = -(-x.shape[1] // s), -(-x.shape[2] // s)
+    out = sum(
+      xp[:, i : i + (h - 1) * s + 1 : s, j : j + (w - 1) * s + 1 : s, :] * kernel[i, j, 0]
+      for i in range(k)
+      for j in range(k)
+    )
+    return out + bias
 
 
 class ConvReLU(nn.Module):
@@ -53,7 +76,11 @@ class ConvReLU(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    return nn.relu(_conv(self.features, self.kernel, self.stride, self.groups, name="conv")(x))
+    if self.groups > 1:
+      if not self.groups == self.features == x.shape[-1]:
+        raise ValueError("grouped convs here are depthwise: groups == features == channels")
+      return nn.relu(DepthwiseConv(self.kernel, self.stride, name="conv")(x))
+    return nn.relu(_conv(self.features, self.kernel, self.stride, name="conv")(x))
 
 
 def _head(num_classes: int, x: jax.Array) -> jax.Array:

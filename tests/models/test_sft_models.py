@@ -145,3 +145,16 @@ def test_the_discriminators_output_depends_on_image_and_map(D):
   assert not np.allclose(out, other_cam) and not np.allclose(out, other_image)
   # Not a constant: the public code's softmax over one unit gave 1.0 for every input.
   assert np.ptp(np.asarray(out)) > 0 or out.shape[-1] == 1 and not np.allclose(out, out[:1])
+
+
+@pytest.mark.parametrize("stride,size", [(1, 8), (2, 8), (2, 7)])
+def test_the_depthwise_conv_is_a_grouped_conv(stride, size):
+  x = jax.random.normal(jax.random.key(6), (2, size, size, 5))
+  ours = classifiers.DepthwiseConv(3, stride)
+  params = ours.init(jax.random.key(7), x)["params"]
+  grouped = nn.Conv(5, (3, 3), strides=stride, padding="SAME", feature_group_count=5)
+  reference = grouped.init(jax.random.key(7), x)["params"]
+  assert jax.tree.map(np.shape, params) == jax.tree.map(np.shape, reference)
+  np.testing.assert_allclose(
+    ours.apply({"params": params}, x), grouped.apply({"params": params}, x), atol=1e-5
+  )
