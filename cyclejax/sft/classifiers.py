@@ -122,27 +122,22 @@ def train(config: ml_collections.ConfigDict, workdir: Workdir, pair: Pair) -> Cl
   total = config.classifier.num_steps
   mngr = _manager(sub)
   latest = mngr.latest_step()
+  if latest is not None and latest >= total:  # trained: read it, compile nothing
+    restored = checkpoints.restore_items(mngr, latest, trees=("params",), jsons=("metrics",))
+    acc = restored["metrics"]["test_accuracy"]
+    logging.info(
+      "classifier %s: trained (%d steps, test accuracy %.3f); skipped", name, latest, acc
+    )
+    return Classifier(arch, dataset, module, restored["params"], module.cam_layers(), acc)
   seed = pair_seed(config.seed, name)
   data = load_split(config, dataset, "train")
   tx = optax.adam(config.classifier.lr)
   init = xla.jit(lambda k, x: module.init(k, x)["params"])
   params = init(jax.random.key(seed, impl="rbg"), to_input(data.images[:1]))
   opt_state = tx.init(params)
-  if latest is not None:
-    restored = checkpoints.restore_items(
-      mngr, latest, trees={"params": params, "opt": opt_state}, jsons=("metrics",)
-    )
+  if latest is not None:  # saved at fewer steps than asked for now: continue
+    restored = checkpoints.restore_items(mngr, latest, trees={"params": params, "opt": opt_state})
     params, opt_state = restored["params"], restored["opt"]
-    if latest >= total:
-      logging.info(
-        "classifier %s: trained (%d steps, test accuracy %.3f); skipped",
-        name,
-        latest,
-        restored["metrics"]["test_accuracy"],
-      )
-      return Classifier(
-        arch, dataset, module, params, module.cam_layers(), restored["metrics"]["test_accuracy"]
-      )
   step_fn = xla.jit(functools.partial(_step, module, tx), donate_argnums=(0, 1))
   start = latest or 0
   logging.info(

@@ -217,7 +217,8 @@ def variant_seed(seed: int, variant: str) -> int:
 def train(
   config: ml_collections.ConfigDict, workdir: Workdir, variant: str, data: dict[str, np.ndarray]
 ) -> GANState:
-  """Trains one variant to gan.num_steps (resuming its sub-run) and returns the state."""
+  """Trains one variant to gan.num_steps (resuming its sub-run) and returns the state
+  (for a variant found trained: its step and networks, without the Adam states)."""
   gan = build_gan(config, variant)
   sub = workdir.gan(variant)
   total = config.gan.num_steps
@@ -226,16 +227,21 @@ def train(
       f"config.gan.batch_size={config.gan.batch_size} must be a multiple of the "
       f"{jax.device_count()} devices"
     )
+  mngr = checkpoints.item_manager(
+    sub, trees=("G", "D", "train"), jsons=("metrics",), max_to_keep=2, async_save=True
+  )
+  latest = mngr.latest_step()
+  if latest is not None and latest >= total:  # trained: read its networks, compile nothing
+    restored = checkpoints.restore_items(mngr, latest, trees=("G", "D"))
+    logging.info("gan %s: trained (%d steps); skipped", variant, latest)
+    params = {"G": restored["G"], "D": restored["D"]}
+    return GANState(step=jnp.asarray(latest, jnp.int32), params=params, opt_G=None, opt_D=None)
   mesh = multihost.make_mesh()
   replicated, batch_sharding = multihost.shardings(mesh)
   seed = variant_seed(config.seed, variant)
   state = jax.device_put(
     create_state(gan, seed, config.image_size, config.cgma.num_maps), replicated
   )
-  mngr = checkpoints.item_manager(
-    sub, trees=("G", "D", "train"), jsons=("metrics",), max_to_keep=2, async_save=True
-  )
-  latest = mngr.latest_step()
   if latest is not None:
     nets, train_item = _items(state)
     restored = checkpoints.restore_items(mngr, latest, trees={**nets, "train": train_item})
@@ -246,9 +252,6 @@ def train(
       opt_D=restored["train"]["opt_D"],
     )
   start = int(state.step)
-  if start >= total:
-    logging.info("gan %s: trained (%d steps); skipped", variant, start)
-    return state
   logging.info(
     "gan %s: %s generator, %s discriminator, %d training examples, steps %d..%d",
     variant,
