@@ -3,9 +3,11 @@ VGG16), residual blocks (ResNet) and depthwise-separable blocks (MobileNet).
 
 They stand in for the paper's ImageNet networks at toy sizes (32x32 inputs, a few
 thousand images), trained here by `cyclejax.sft`. Inputs are [B, H, W, 3] in [0, 1];
-outputs are [B, num_classes] logits. No normalisation layers: nothing but parameters is
-stateful, so one forward is a pure function of (params, images), and the explanation
-tools differentiate through the unchanged network.
+outputs are [B, num_classes] logits. No batch norm: nothing but parameters is stateful,
+so one forward is a pure function of (params, images), and the explanation tools
+differentiate through the unchanged network. MobileNet, which did not learn at all
+without normalisation (chance accuracy after 100 steps), normalises each conv with a
+stateless GroupNorm instead of its batch norm.
 
 Every layer has a name a person can type (module paths joined by '/'); a conv layer's
 output is after its ReLU (as a Keras Conv2D(activation='relu')), the raw conv's is
@@ -15,8 +17,8 @@ output is after its ReLU (as a Keras Conv2D(activation='relu')), the raw conv's 
   resnet:     stem (3x3 conv + ReLU), block1 .. block6 (basic blocks: conv1, conv2, the
               output is ReLU(conv2 + shortcut); block3 and block5 halve the resolution
               with a strided conv1 and a 1x1 'shortcut' projection), head
-  mobilenet:  stem, block1 .. block7, each 'dw' (3x3 depthwise conv + ReLU) then 'pw'
-              (1x1 pointwise conv + ReLU; the block's output), head
+  mobilenet:  stem, block1 .. block7, each 'dw' (3x3 depthwise conv + GroupNorm + ReLU)
+              then 'pw' (1x1 conv + GroupNorm + ReLU; the block's output), head
 `cam_layers()` lists, in forward order, the conv layers whose Grad-CAMs the SFT-GAN's
 conditions average (the public code takes every Conv2D of its Keras models; here the
 main path's convs, with a ResNet block's output standing for its conv2, whose sum with
@@ -32,7 +34,11 @@ he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 def _conv(features: int, kernel: int, stride: int = 1, name: str | None = None):
   return nn.Conv(
-    features, (kernel, kernel), strides=(stride, stride), padding="SAME", kernel_init=he_normal,
+    features,
+    (kernel, kernel),
+    strides=(stride, stride),
+    padding="SAME",
+    kernel_init=he_normal,
     name=name,
   )
 
@@ -66,21 +72,27 @@ class DepthwiseConv(nn.Module):
 
 
 class ConvReLU(nn.Module):
-  """ReLU(conv(x)): its output is the layer's activation (as a Keras Conv2D with
-  activation='relu'), the raw conv's is '<name>/conv'."""
+  """ReLU([norm](conv(x))): its output is the layer's activation (as a Keras Conv2D with
+  activation='relu'), the raw conv's is '<name>/conv'. With norm, a GroupNorm of 4 groups
+  ('<name>/norm', stateless, unlike MobileNet's batch norm) sits between them."""
 
   features: int
   kernel: int = 3
   stride: int = 1
   groups: int = 1
+  norm: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.groups > 1:
       if not self.groups == self.features == x.shape[-1]:
         raise ValueError("grouped convs here are depthwise: groups == features == channels")
-      return nn.relu(DepthwiseConv(self.kernel, self.stride, name="conv")(x))
-    return nn.relu(_conv(self.features, self.kernel, self.stride, name="conv")(x))
+      x = DepthwiseConv(self.kernel, self.stride, name="conv")(x)
+    else:
+      x = _conv(self.features, self.kernel, self.stride, name="conv")(x)
+    if self.norm:
+      x = nn.GroupNorm(num_groups=4, name="norm")(x)
+    return nn.relu(x)
 
 
 def _head(num_classes: int, x: jax.Array) -> jax.Array:
@@ -154,8 +166,8 @@ class SeparableBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = ConvReLU(x.shape[-1], 3, self.stride, groups=x.shape[-1], name="dw")(x)
-    return ConvReLU(self.features, 1, name="pw")(x)
+    x = ConvReLU(x.shape[-1], 3, self.stride, groups=x.shape[-1], norm=True, name="dw")(x)
+    return ConvReLU(self.features, 1, norm=True, name="pw")(x)
 
 
 class MobileNet(nn.Module):
@@ -174,7 +186,7 @@ class MobileNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = ConvReLU(self.width, name="stem")(x)
+    x = ConvReLU(self.width, norm=True, name="stem")(x)
     for i, (w, stride) in enumerate(self.BLOCKS, start=1):
       x = SeparableBlock(self.width * w, stride, name=f"block{i}")(x)
     return _head(self.num_classes, x)

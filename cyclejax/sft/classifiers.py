@@ -80,8 +80,26 @@ def to_input(images) -> jax.Array:
 
 
 def build(config: ml_collections.ConfigDict, arch: str, dataset: str) -> nn.Module:
-  num_classes = len(classification.CLASS_NAMES[dataset])
-  return build_classifier(arch, num_classes=num_classes, width=config.classifier.width)
+  """The pair's classifier module: the same object for the same settings, so functions
+  compiled with its `apply` as a static argument are reused (bound methods compare by
+  their object's identity)."""
+  return _build(arch, len(classification.CLASS_NAMES[dataset]), config.classifier.width)
+
+
+@functools.lru_cache(maxsize=64)
+def _build(arch: str, num_classes: int, width: int) -> nn.Module:
+  return build_classifier(arch, num_classes=num_classes, width=width)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_step(module: nn.Module, lr: float):
+  tx = optax.adam(lr)
+  return tx, xla.jit(functools.partial(_step, module, tx), donate_argnums=(0, 1))
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_init(module: nn.Module):
+  return xla.jit(lambda k, x: module.init(k, x)["params"])
 
 
 def _step(module, tx, params, opt_state, images, labels):
@@ -131,14 +149,12 @@ def train(config: ml_collections.ConfigDict, workdir: Workdir, pair: Pair) -> Cl
     return Classifier(arch, dataset, module, restored["params"], module.cam_layers(), acc)
   seed = pair_seed(config.seed, name)
   data = load_split(config, dataset, "train")
-  tx = optax.adam(config.classifier.lr)
-  init = xla.jit(lambda k, x: module.init(k, x)["params"])
-  params = init(jax.random.key(seed, impl="rbg"), to_input(data.images[:1]))
+  tx, step_fn = _compiled_step(module, config.classifier.lr)
+  params = _compiled_init(module)(jax.random.key(seed, impl="rbg"), to_input(data.images[:1]))
   opt_state = tx.init(params)
   if latest is not None:  # saved at fewer steps than asked for now: continue
     restored = checkpoints.restore_items(mngr, latest, trees={"params": params, "opt": opt_state})
     params, opt_state = restored["params"], restored["opt"]
-  step_fn = xla.jit(functools.partial(_step, module, tx), donate_argnums=(0, 1))
   start = latest or 0
   logging.info(
     "classifier %s: %d train images, %d classes, steps %d..%d",

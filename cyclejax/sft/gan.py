@@ -90,7 +90,14 @@ def build_discriminator(config: ml_collections.ConfigDict) -> nn.Module:
 
 
 def build_gan(config: ml_collections.ConfigDict, variant: str) -> ConditionalGAN:
-  """The variant's static half ('lsft', 'gsft', 'lsft_single', ...)."""
+  """The variant's static half ('lsft', 'gsft', 'lsft_single', ...); the same object for
+  the same settings, so its compiled step is reused within a process."""
+  return _build_gan(variant, tuple(sorted(config.gan.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _build_gan(variant: str, settings: tuple) -> ConditionalGAN:
+  config = ml_collections.ConfigDict({"gan": dict(settings)})
   found = {name: (gen, cond) for name, gen, cond in config_lib.variants(variant)}
   generator, condition = found[variant]
   g = config.gan
@@ -114,15 +121,18 @@ def create_state(gan: ConditionalGAN, seed: int, size: int, num_maps: int) -> GA
   cond = jnp.zeros((1, size, size, num_maps), jnp.float32)
   cam = jnp.zeros((1, size, size, 1), jnp.float32)
   k_g, k_d = jax.random.split(jax.random.key(seed, impl="rbg"))
-  init_G = xla.jit(lambda k: gan.G.init(k, image, cond)["params"])
-  init_D = xla.jit(lambda k: gan.D.init(k, image, cam)["params"])
-  params = {"G": init_G(k_g), "D": init_D(k_d)}
+  params = {"G": _init(gan.G)(k_g, image, cond), "D": _init(gan.D)(k_d, image, cam)}
   return GANState(
     step=jnp.zeros((), jnp.int32),
     params=params,
     opt_G=gan.tx_G.init(params["G"]),
     opt_D=gan.tx_D.init(params["D"]),
   )
+
+
+@functools.lru_cache(maxsize=16)
+def _init(module: nn.Module):
+  return xla.jit(lambda k, *inputs: module.init(k, *inputs)["params"])
 
 
 def train_step(gan: ConditionalGAN, state: GANState, batch: dict[str, jax.Array]):
@@ -182,8 +192,18 @@ BATCH_KEYS = ("image", "cond", "target")
 
 
 def compile_train_step(gan: ConditionalGAN, state: GANState, mesh: jax.sharding.Mesh):
-  """(state, batch) -> (state, metrics), jitted once: state replicated and donated,
-  the batch sharded over the mesh's 'data' axis."""
+  """(state, batch) -> (state, metrics), jitted once per (gan, mesh): state replicated
+  and donated, the batch sharded over the mesh's 'data' axis."""
+  key = (gan, mesh, jax.tree.structure(state))
+  if key not in _STEPS:
+    _STEPS[key] = _compile_train_step(gan, state, mesh)
+  return _STEPS[key]
+
+
+_STEPS: dict = {}
+
+
+def _compile_train_step(gan: ConditionalGAN, state: GANState, mesh: jax.sharding.Mesh):
   replicated, batch_sharding = multihost.shardings(mesh)
   state_sharding = jax.tree.map(lambda _: replicated, state)
   return xla.jit(
