@@ -3,11 +3,11 @@
   python -m cyclejax.sft train --config=configs/sft_shapes.py --workdir=runs/sft
   python -m cyclejax.sft evaluate --workdir=runs/sft
 
-Trains six small classifiers (VGG-, ResNet- and MobileNet-like) on the toy shapes and
-scikit-learn's digits, and one on scikit-image's lfw_subset (`pip install 'cyclejax[sft]'`),
-computes the CGMA conditions of three of them, and trains an LSFT-GAN and a GSFT-GAN on
-those; the evaluation compares them with Grad-CAM, Grad-CAM++ and Score-CAM on the three
-seen pairs and on three held-out pairs. Expected time and results: README, "Explaining
+Trains six small classifiers (VGG-, ResNet- and MobileNet-like): three the GANs learn
+from (vgg/shapes, resnet/digits, mobilenet/shapes) and three held out (vgg/digits,
+resnet/lfw, vgg/lfw; digits and lfw need `pip install 'cyclejax[sft]'`), computes the CGMA
+conditions of the first three, and trains an LSFT-GAN and a GSFT-GAN on them; the
+evaluation compares them with Grad-CAM, Grad-CAM++ and Score-CAM on all six pairs. Expected time and results: README, "Explaining
 CNN classifiers with conditional GANs".
 
 At 32x32 with 32 generator channels (the paper: 64x64, 64 channels, which would not fit
