@@ -7,8 +7,8 @@ Trains six small classifiers (VGG-, ResNet- and MobileNet-like): three the GANs 
 from (vgg/shapes, resnet/digits, mobilenet/shapes) and three held out (vgg/digits,
 resnet/lfw, vgg/lfw; digits and lfw need `pip install 'cyclejax[sft]'`), computes the CGMA
 conditions of the first three, and trains an LSFT-GAN and a GSFT-GAN on them; the
-evaluation compares them with Grad-CAM, Grad-CAM++ and Score-CAM on all six pairs. Expected time and results: README, "Explaining
-CNN classifiers with conditional GANs".
+evaluation compares them with Grad-CAM, Grad-CAM++ and Score-CAM on all six pairs.
+Expected time and results: README, "Explaining CNN classifiers with conditional GANs".
 
 At 32x32 with 32 generator channels (the paper: 64x64, 64 channels, which would not fit
 the time on a CPU), every width halved in proportion (SFT branches 16, condition network
