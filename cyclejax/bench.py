@@ -7,13 +7,15 @@
       [--variants=vectorized,loop] [--repeats=1]
   python -m cyclejax.bench explorer --workdir=W [--step=N] [--bench_updates=20]
   python -m cyclejax.bench fid [--fid_batch=8] [--repeats=3] [--torch]
+  python -m cyclejax.bench sft [--sft_config=configs/sft_shapes.py] [--steps=20] [--repeats=1]
   python -m cyclejax.bench all [--torch]   # the standard train grid, then scorecam
 
 Each subcommand prints one JSON line per variant it measures, with its speed,
 `peak_memory_bytes`, the device, the versions, the compiler options and the load
 average. The measurements live in cyclejax.perf: `train` (cyclejax.perf.train),
 `scorecam` (cyclejax.perf.scorecam), `explorer` (cyclejax.perf.explorer), `fid`
-(cyclejax.perf.fid); their
+(cyclejax.perf.fid), `sft` (the SFT-GAN explainer's GAN step and CGMA images/s,
+cyclejax.perf.sft); their
 docstrings say what is timed and how.
 """
 
@@ -28,6 +30,7 @@ from cyclejax.errors import UserError
 from cyclejax.perf import explorer as explorer_bench
 from cyclejax.perf import fid as fid_bench
 from cyclejax.perf import scorecam as scorecam_bench
+from cyclejax.perf import sft as sft_bench
 from cyclejax.perf import train as train_bench
 
 _SIZE = flags.DEFINE_integer("size", 256, "scorecam: image side.")
@@ -54,6 +57,7 @@ _INPUT_BATCHES = flags.DEFINE_integer("input_batches", 20, "train: batches to ti
 _WORKDIR = flags.DEFINE_string("workdir", None, "explorer: the workdir to explore.")
 _STEP = flags.DEFINE_integer("step", None, "explorer: checkpoint step (default: the latest).")
 _UPDATES = flags.DEFINE_integer("bench_updates", 20, "explorer: updates timed.")
+_SFT_CONFIG = flags.DEFINE_string("sft_config", "configs/sft_shapes.py", "sft: config file[:arg].")
 
 
 def scorecam() -> list[dict]:
@@ -96,6 +100,10 @@ def fid() -> list[dict]:
   return fid_bench.fid(batch=_FID_BATCH.value, repeats=_REPEATS.value or 3, with_torch=_TORCH.value)
 
 
+def sft() -> list[dict]:
+  return sft_bench.bench(_SFT_CONFIG.value, steps=_STEPS.value, repeats=max(_REPEATS.value, 1))
+
+
 def all_benchmarks() -> list[dict]:
   """The standard train grid (its rows printed as they come), then Score-CAM's rows."""
   train_bench.standard_grid(
@@ -113,6 +121,7 @@ SUBCOMMANDS: dict[str, Callable[[], list[dict]]] = {
   "scorecam": scorecam,
   "explorer": explorer,
   "fid": fid,
+  "sft": sft,
   "all": all_benchmarks,
 }
 

@@ -222,3 +222,5 @@ class Topology:
 
 
 TWO_DOMAINS = Topology("AB")
+# Orders of the SFT-GAN's cumulative Grad-CAM averages (cyclejax.explain.classifier).
+CGMA_ORDERS = ("shallow_first", "deep_first")

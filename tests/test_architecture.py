@@ -46,6 +46,8 @@ ROOMS = {
   "analysis": {"gan", "run", "data", "explain", "metrics", "models", "config"},
   "explorer": {"analysis", "run", "data", "explain", "models"},
   "interop": {"models", "config", "run", "data"},
+  # The SFT-GAN explainer of CNN classifiers: a capability with its own package.
+  "sft": {"gan", "run", "data", "explain", "models"},
 }
 # A run's file names: spelled only in cyclejax/run/workdir.py.
 RUN_FILE_NAMES = {
@@ -144,6 +146,7 @@ def test_the_commands_are_the_documented_doors():
     "evaluate",
     "import_inception",
     "explain.__main__",
+    "sft.__main__",
   }
   assert {c.removeprefix("cyclejax.") for c in COMMANDS} >= expected
 

@@ -6,7 +6,8 @@ from conftest import REPO
 from cyclejax import config as config_lib
 from cyclejax.errors import UserError
 
-CONFIGS = sorted(p.name for p in (REPO / "configs").glob("*.py"))
+# configs/sft_*.py follow the SFT-GAN explainer's own schema (tests/sft checks them).
+CONFIGS = sorted(p.name for p in (REPO / "configs").glob("*.py") if not p.name.startswith("sft_"))
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -164,7 +164,8 @@ def draw_scene(
     if circumradius(scene) > fit:
       # Only thin rectangles (aspect < ~0.3) reach this far: shrink them to fit.
       scene = dataclasses.replace(scene, radius=radius * fit / circumradius(scene))
-    margin = circumradius(scene) + 1.0
+    # A shape shrunk to fit exactly may come out a rounding error above s/2 - 1: clamp.
+    margin = min(circumradius(scene) + 1.0, s / 2.0)
     if spec.shift:
       cx, cy = (float(v) for v in rng.uniform(margin, s - margin, size=2))
     else:
@@ -598,3 +599,90 @@ def _write_probe(folder: pathlib.Path, images: list[ProbeImage], header: dict) -
 
 def _write_json(path: pathlib.Path, value) -> None:
   path.write_text(json.dumps(value, indent=1) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# The shapes as a K-class classification task (cyclejax.sft explains classifiers of it).
+
+CLASS_KINDS = KINDS  # label i is CLASS_KINDS[i]: circle, triangle, square, rectangle
+NARROW_ASPECTS = (0.3, 0.5)  # a classification rectangle's width / height: narrow
+_CLASSIFY_STREAM = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifySpec:
+  """How the classification images are drawn.
+
+  Attributes:
+    size: image side in pixels.
+    num_train, num_test: images per split (labels cycle through the kinds, so every
+      class has the same count up to one).
+    seed: the seed everything is drawn from.
+    radius: range of the object's area-equivalent radius, as a fraction of `size`.
+    distractors: at most this many distractors per image (uniform from 0): small
+      plus-shaped marks of a random color, outside the object and outside its mask.
+    noise: std of Gaussian pixel noise on the 0..1 scale.
+  """
+
+  size: int = 32
+  num_train: int = 2000
+  num_test: int = 400
+  seed: int = 0
+  radius: tuple[float, float] = (0.16, 0.3)
+  distractors: int = 2
+  noise: float = 0.03
+
+  def num(self, split: str) -> int:
+    return {"train": self.num_train, "test": self.num_test}[split]
+
+
+@dataclasses.dataclass(frozen=True)
+class Labeled:
+  """One classification image: [S, S, 3] uint8, its label and its object's [S, S] mask."""
+
+  image: np.ndarray
+  label: int
+  mask: np.ndarray
+
+
+def _random_color(rng: np.random.Generator, saturation=(0.6, 1.0), value=(0.6, 1.0)):
+  import colorsys  # noqa: PLC0415 - only the classification images need it
+
+  return np.asarray(
+    colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*saturation), rng.uniform(*value)), np.float32
+  )
+
+
+def _plus(size: int, cx: float, cy: float, arm: float, thick: float) -> np.ndarray:
+  ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+  dx, dy = np.abs(xs - cx), np.abs(ys - cy)
+  return ((dx <= arm) & (dy <= thick / 2)) | ((dy <= arm) & (dx <= thick / 2))
+
+
+def classification_sample(spec: ClassifySpec, split: str, index: int) -> Labeled:
+  """Image `index` of a split: one object of kind CLASS_KINDS[label] with color,
+  position and size jitter, on a random dark background, with distractors."""
+  if not 0 <= index < spec.num(split):
+    raise IndexError(f"shapes classification {split} has {spec.num(split)} images, not {index + 1}")
+  rng = np.random.default_rng([spec.seed, _CLASSIFY_STREAM, SPLITS[split], index])
+  label = index % len(CLASS_KINDS)
+  kind = CLASS_KINDS[label]
+  draw = ShapesSpec(size=spec.size, shift=True, radius=spec.radius, kinds=(kind,))
+  aspect = float(rng.uniform(*NARROW_ASPECTS)) if kind == "rectangle" else None
+  scene = draw_scene(draw, rng, kind, aspect)
+  s = spec.size
+  image = np.empty((s, s, 3), np.float32)
+  image[:] = rng.uniform(0.0, 0.3) + rng.uniform(-0.05, 0.05, 3)  # a dark, tinted background
+  reach = circumradius(scene) + 1.0
+  arm = max(1.5, 0.1 * s)
+  for _ in range(int(rng.integers(0, spec.distractors + 1))):
+    for _attempt in range(20):
+      cx, cy = rng.uniform(arm, s - arm, size=2)
+      if np.hypot(cx - scene.cx, cy - scene.cy) > reach + arm * 1.5:
+        image[_plus(s, cx, cy, arm, max(1.0, 0.05 * s))] = _random_color(rng)
+        break
+  mask = scene_mask(s, scene)
+  image[mask] = _random_color(rng)
+  if spec.noise > 0:
+    image = image + rng.normal(0.0, spec.noise, image.shape).astype(np.float32)
+  return Labeled(image=_to_uint8(image), label=label, mask=mask)

@@ -23,6 +23,11 @@ fractions 0, 1/steps, ..., 1; its AUC is the trapezoid rule over [0, 1] (RISE's 
 Lower deletion and higher insertion AUC mean a more faithful map.
 Energy-based pointing game (Wang et al., Score-CAM): sum(cam * mask) / sum(cam), the
 share of the map's energy inside the ground-truth region (0 for an all-zero map).
+
+For comparing a method with a reference method on the same images (SFT-GAN paper):
+  Win %   100 * mean_i [drop_i < reference drop_i]  (strictly smaller; ties do not win)
+  Dice    2 |A & B| / (|A| + |B|) of two binary maps (maps thresholded: value >= t);
+          1 when both are empty
 """
 
 import functools
@@ -57,11 +62,30 @@ def confidence(apply_fn, params, images, gan_mode: str, target: cams.Target = "r
   return to_confidence(cams.target_values(apply_fn, params, images, target), gan_mode, fakeness)
 
 
-def average_drop(y, o) -> float:
-  """Average Drop % of confidences Y (original) and O (explanation map applied)."""
+def drops(y, o) -> np.ndarray:
+  """Per-image drop max(0, Y - O) / Y (0 where Y = 0)."""
   y, o = np.asarray(y, np.float64), np.asarray(o, np.float64)
   safe = np.where(y > 0, y, 1.0)
-  return float(100.0 * np.mean(np.where(y > 0, np.maximum(0.0, y - o) / safe, 0.0)))
+  return np.where(y > 0, np.maximum(0.0, y - o) / safe, 0.0)
+
+
+def average_drop(y, o) -> float:
+  """Average Drop % of confidences Y (original) and O (explanation map applied)."""
+  return float(100.0 * np.mean(drops(y, o)))
+
+
+def win_percentage(method_drops, reference_drops) -> float:
+  """Win %: the share of images whose drop is strictly smaller than the reference's."""
+  a, b = np.asarray(method_drops, np.float64), np.asarray(reference_drops, np.float64)
+  return float(100.0 * np.mean(a < b))
+
+
+def dice(a, b) -> np.ndarray:
+  """Per-image Dice of binary maps [..., H, W]: 2|A & B| / (|A| + |B|), 1 if both empty."""
+  a, b = np.asarray(a, bool), np.asarray(b, bool)
+  inter = np.sum(a & b, axis=(-2, -1))
+  total = np.sum(a, axis=(-2, -1)) + np.sum(b, axis=(-2, -1))
+  return np.where(total > 0, 2.0 * inter / np.where(total > 0, total, 1), 1.0)
 
 
 def increase_in_confidence(y, o) -> float:
@@ -198,7 +222,7 @@ def faithfulness(
   out = {
     "Y": y,
     "O": o,
-    "drop": np.where(y > 0, np.maximum(0.0, y - o) / np.where(y > 0, y, 1.0), 0.0),
+    "drop": drops(y, o),
     "increase": (o > y).astype(np.float64),
     "deletion_auc": curves["deletion_auc"],
     "insertion_auc": curves["insertion_auc"],

@@ -11,6 +11,10 @@ can hold a subset of the networks:
   metrics             the last logged metrics
   checksums           a SHA-256 of every array and JSON item above, taken at save
 
+A run of another kind (the SFT-GAN explainer's stages) names its own items:
+`item_manager(workdir, trees=..., jsons=...)`, `save_items` and `restore_items` save and
+restore any named pytrees and JSON values the same way.
+
 orbax writes each step into a temporary directory and renames it when complete, so a
 crash never leaves a half-written step that a later restore would pick up.
 
@@ -666,3 +670,116 @@ def resume(
     f"every checkpoint in {directory(workdir)} is damaged (steps {sorted(moved)}, now in "
     f"{Workdir(workdir).damaged_checkpoints}); rerunning starts this run from step 0"
   )
+
+
+# --------------------------------------------------------------------------------------
+# Named items of any run (the SFT-GAN explainer's classifiers, condition sets and GANs).
+
+
+def item_manager(
+  workdir: str | pathlib.Path,
+  *,
+  trees: tuple[str, ...] = (),
+  jsons: tuple[str, ...] = (),
+  max_to_keep: int = 2,
+  async_save: bool = False,
+  create: bool = True,
+) -> ocp.CheckpointManager:
+  """A CheckpointManager over <workdir>/checkpoints with the given item names: `trees`
+  (pytrees of arrays) and `jsons` (JSON values)."""
+  handlers = {name: ocp.StandardCheckpointHandler() for name in trees}
+  handlers.update({name: ocp.JsonCheckpointHandler() for name in (*jsons, CHECKSUMS)})
+  options = ocp.CheckpointManagerOptions(
+    max_to_keep=max_to_keep, create=create, enable_async_checkpointing=async_save
+  )
+  return ocp.CheckpointManager(directory(workdir), item_handlers=handlers, options=options)
+
+
+def save_items(
+  mngr: ocp.CheckpointManager, step: int, *, trees: dict[str, Any], jsons: dict[str, Any]
+) -> None:
+  """Saves one step of named trees and JSON values (asynchronously if the manager is),
+  with their checksums, as `save` does for a training run.
+
+  Raises:
+    NonFiniteState: a tree holds NaN or infinity; nothing is written.
+  """
+  host = jax.device_get(trees)
+  bad = non_finite(host)
+  if bad:
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise NonFiniteState(f"step {step} in {mngr.directory} has non-finite values in {shown}")
+  sums = {name: tree_checksums(tree) for name, tree in host.items()}
+  sums.update({name: _json_digest(value) for name, value in jsons.items()})
+  items = {name: ocp.args.StandardSave(tree) for name, tree in trees.items()}
+  items.update({name: ocp.args.JsonSave(value) for name, value in jsons.items()})
+  items[CHECKSUMS] = ocp.args.JsonSave(_seal(sums))
+  mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+
+def restore_items(
+  mngr: ocp.CheckpointManager,
+  step: int,
+  *,
+  trees: dict[str, Any] | tuple[str, ...] = (),
+  jsons: tuple[str, ...] = (),
+  sharding=None,
+) -> dict[str, Any]:
+  """Restores named items of one step.
+
+  Args:
+    mngr: an `item_manager`.
+    step: the step to restore.
+    trees: {name: template} restores onto the templates' shapes, dtypes and shardings
+      (arrays placed like a running state); names alone restore as saved, onto
+      `sharding` (default: this process's first device).
+    jsons: JSON items to restore.
+
+  Returns:
+    {name: tree or JSON value}, checked against the checksums taken at save.
+  Raises:
+    DamagedCheckpoint: an item is unreadable or differs from its checksum.
+  """
+  args = {}
+  if isinstance(trees, dict):
+    to_abstract = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    for name, template in trees.items():
+      args[name] = ocp.args.StandardRestore(jax.tree.map(to_abstract, template))
+  else:
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    metadata = mngr.item_metadata(step)
+    for name in trees:
+      tree = getattr(metadata[name], "tree", metadata[name])
+      args[name] = ocp.args.StandardRestore(
+        jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(tuple(m.shape), np.dtype(m.dtype), sharding=sharding),
+          tree,
+          is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+        )
+      )
+  args.update({name: ocp.args.JsonRestore() for name in jsons})
+  step_dir = pathlib.Path(mngr.directory) / str(step)
+  if (step_dir / CHECKSUMS).is_dir():
+    args[CHECKSUMS] = ocp.args.JsonRestore()
+  try:
+    restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many types
+    raise DamagedCheckpoint(step, *_culprit(step_dir, tuple(args), e)) from None
+  sums = restored[CHECKSUMS] if CHECKSUMS in args else None
+  out = {name: restored[name] for name in args if name != CHECKSUMS}
+  if sums is None:
+    return out
+  if not isinstance(sums, dict) or _json_digest(sums.get("items")) != sums.get("self"):
+    raise DamagedCheckpoint(step, step_dir / CHECKSUMS, "the checksums are corrupt")
+  for name, value in out.items():
+    expected = sums["items"].get(name)
+    ok = (
+      _json_digest(value) == expected
+      if isinstance(expected, str)
+      else isinstance(expected, dict) and tree_checksums(value) == expected
+    )
+    if not ok:
+      raise DamagedCheckpoint(
+        step, step_dir / name, "its content differs from the checksum taken at save"
+      )
+  return out

@@ -17,6 +17,14 @@
   data_check.json            cached results of checking folder images
   imported.json              the source files of weights imported from PyTorch
 
+A workdir of `python -m cyclejax.sft` (the SFT-GAN explainer of CNN classifiers) holds,
+besides config.json, one sub-run per stage, each a Workdir of its own (checkpoints/,
+and for the trained ones metrics.jsonl and tensorboard/):
+  classifiers/<arch>_<dataset>/   a classifier being trained, then trained
+  cgma/<arch>_<dataset>/          its conditions (CGMA) and Grad-CAM targets
+  gan/<variant>/                  one conditional GAN (lsft, gsft, lsft_single, ...)
+  eval/metrics.json, eval/metrics.md   the evaluation and its table
+
 Tools address a run's files through `Workdir`, never by spelling the names.
 """
 
@@ -123,6 +131,32 @@ class Workdir:
   @property
   def imported(self) -> pathlib.Path:
     return self.path / "imported.json"
+
+  # --- the SFT-GAN explainer's stages (cyclejax.sft) ---------------------------------
+
+  def classifier(self, pair: str) -> "Workdir":
+    """The sub-run of one classifier, pair '<arch>_<dataset>'."""
+    return Workdir(self.path / "classifiers" / pair)
+
+  def conditions(self, pair: str) -> "Workdir":
+    """The sub-run holding a classifier's CGMA data set."""
+    return Workdir(self.path / "cgma" / pair)
+
+  def gan(self, variant: str) -> "Workdir":
+    """The sub-run of one conditional GAN variant."""
+    return Workdir(self.path / "gan" / variant)
+
+  @property
+  def evaluation(self) -> pathlib.Path:
+    return self.path / "eval"
+
+  @property
+  def eval_metrics(self) -> pathlib.Path:
+    return self.evaluation / "metrics.json"
+
+  @property
+  def eval_table(self) -> pathlib.Path:
+    return self.evaluation / "metrics.md"
 
   def sample_names(self) -> list[str]:
     """File names of the sample grids, by step."""

@@ -420,3 +420,21 @@ def test_config_names_a_bad_explain_method():
   with pytest.raises(UserError, match="explain_methods='scorecam,gradcam\\+\\+'"):
     config_lib.validate(tiny_config(explain_every=10, explain_methods="scorecam,gradcam++"))
   config_lib.validate(tiny_config(explain_every=10, explain_methods="gradcampp, saliency"))
+
+
+def test_win_dice_and_drops_on_hand_made_cases():
+  from cyclejax.explain import metrics as m  # noqa: PLC0415
+
+  y = np.array([0.8, 0.5, 0.0, 0.4])
+  o = np.array([0.4, 0.6, 0.1, 0.4])
+  np.testing.assert_allclose(m.drops(y, o), [0.5, 0.0, 0.0, 0.0])
+  assert m.average_drop(y, o) == pytest.approx(12.5)
+  assert m.increase_in_confidence(y, o) == pytest.approx(50.0)
+  # Strictly smaller drops win; a tie (0.0 vs 0.0) does not.
+  assert m.win_percentage([0.1, 0.0, 0.3, 0.0], [0.2, 0.0, 0.1, 0.5]) == pytest.approx(50.0)
+  a = np.zeros((3, 4, 4), bool)
+  b = np.zeros((3, 4, 4), bool)
+  a[0, :2] = True  # 8 pixels
+  b[0, 1:3] = True  # 8 pixels, 4 shared: 2 * 4 / 16
+  a[1, 0, 0] = True  # disjoint from an empty map: 0
+  np.testing.assert_allclose(m.dice(a, b), [0.5, 0.0, 1.0])  # both empty: 1

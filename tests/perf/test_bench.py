@@ -41,7 +41,8 @@ def test_bench_train_reports_jax_and_torch():
 @pytest.mark.slow
 def test_bench_usage_error_is_one_line():
   proc = run_cli("bench", "nope", check=False)
-  assert proc.returncode == 2 and "subcommands: train, scorecam, explorer, fid, all" in proc.stderr
+  assert proc.returncode == 2
+  assert "subcommands: train, scorecam, explorer, fid, sft, all" in proc.stderr
 
 
 def test_bench_crop_override_raises_load_size():
@@ -63,3 +64,20 @@ def test_bench_fid_reports_jax_beside_torch():
   assert jax_row["input"] == "299x299 uint8" and jax_row["flops_per_image"] > 5e9
   # The same random weights on the same images: the features agree.
   assert jax_row["max_abs_diff_vs_torch"] < 1e-3
+
+
+@pytest.mark.slow
+def test_bench_sft_reports_the_gan_step_and_cgma_speed():
+  from cyclejax.perf import sft as sft_bench  # noqa: PLC0415
+
+  rows = sft_bench.bench("configs/sft_shapes.py:tiny", steps=1, repeats=1)
+  assert [r.get("variant", r.get("arch")) for r in rows] == [
+    "lsft",
+    "gsft",
+    "vgg",
+    "resnet",
+    "mobilenet",
+  ]
+  assert all(r["images_per_second"] > 0 for r in rows)
+  assert rows[0]["flops_per_step"] > 0 and rows[0]["batch_size"] == 4
+  assert rows[2]["layers"] == 8 and rows[2]["maps"] == 8
