@@ -403,6 +403,7 @@ def test_keep_best_must_name_a_number_the_evaluation_computes():
   ]:
     with pytest.raises(UserError, match=expected):
       config_lib.validate(eval_config(**overrides))
+  config_lib.validate(eval_config(dataset="folder", data_dir="/x", eval_every=0, keep_best=""))
   config_lib.validate(eval_config(eval_metrics="toy,fid,kid", inception="/w", keep_best="fid_BtoA"))
 
 
