@@ -7,7 +7,10 @@ color circles red and triangles green, mostly: color accuracy 0.93, 0.87 and 0.7
 0, 1 and 2. That needs `cycle_noise` (not in the reference; see README, "What to expect
 from the toy run"): with the reference loss (--config.cycle_noise=0) the generator colors
 every shape the same in two of three seeds.
-`configs/shapes.py:tiny` is the smoke-test size used by the tests.
+Every 250 steps the generators are evaluated with the exact toy metrics (eval/<step>.json,
+the table on runs/shapes/index.html); the step with the best color accuracy is kept in
+checkpoints/ and named in runs/shapes/best.json (`python -m cyclejax.inspect` shows it).
+`configs/shapes.py:tiny` is the smoke-test size used by the tests (evaluation off).
 """
 
 from cyclejax import config as config_lib
@@ -34,4 +37,10 @@ def get_config(arg: str | None = None):
   c.log_every = 50
   c.sample_every = 250
   c.checkpoint_every = 500
+  # The exact toy metrics on the 100 test images at every sample step (no weights to
+  # supply), and the checkpoint of the best color accuracy kept beside the latest ones.
+  # `:tiny` switches evaluation off (config.tiny).
+  c.eval_every = 250
+  c.eval_metrics = "toy"
+  c.keep_best = "color_accuracy"
   return config_lib.with_variant(c, arg)

@@ -15,7 +15,17 @@ from ml_collections import config_dict
 
 from cyclejax import models
 from cyclejax.errors import UserError
-from cyclejax.names import EXPLAIN_METHODS, GAN_MODES, XAI_EXPLANATIONS, Topology
+from cyclejax.names import (
+  DEFAULT_FID_RESIZE,
+  EVAL_METRICS,
+  EXPLAIN_METHODS,
+  FID_RESIZE_MODES,
+  GAN_MODES,
+  XAI_EXPLANATIONS,
+  Topology,
+  evaluation_scalars,
+  metric_goal,
+)
 
 DATASETS = ("shapes", "folder", "tfds")
 PREPROCESS = ("resize_and_crop", "crop")
@@ -37,6 +47,11 @@ RESUMABLE_CHANGES = (
   "explain_every",
   "explain_methods",
   "remat",  # recomputes, computes the same
+  "eval_every",
+  "eval_metrics",
+  "inception",
+  "eval_resize",
+  "keep_best",
 )
 
 
@@ -164,6 +179,23 @@ def base_config() -> ml_collections.ConfigDict:
   # written to explain/step_N.png; 0 = off (the training step is the same either way).
   c.explain_every = 0
   c.explain_methods = "scorecam"  # comma-separated: scorecam, scorecam_softmax, gradcam, ...
+
+  # --- evaluation during training (cyclejax.metrics.evaluate; README "Is the run good?") --
+  # Steps between evaluations of the generators on the test sets (and one at the last
+  # step): eval/<step>.json, the numbers in metrics.jsonl and TensorBoard under eval/,
+  # and the table on the results page. 0 = off (`python -m cyclejax.evaluate` still works).
+  c.eval_every = 0
+  # What each evaluation computes beside the cycle errors of every direction (always):
+  # comma-separated 'toy' (the shapes task's exact metrics), 'fid', 'kid' (both need
+  # config.inception). Empty: the cycle errors only.
+  c.eval_metrics = ""
+  c.inception = ""  # folder written by `python -m cyclejax.import_inception` ('fid', 'kid').
+  c.eval_resize = DEFAULT_FID_RESIZE  # FID's resize to 299x299: 'pytorch-fid' | 'clean'.
+  # An evaluation number whose best step is kept through checkpoint rotation, e.g.
+  # 'fid_AtoB' (lower is better) or 'color_accuracy' (higher); names.METRIC_GOALS says
+  # which way. A new best step is checkpointed when no checkpoint falls on it, and
+  # <workdir>/best.json records it. '' = off.
+  c.keep_best = ""
   return c
 
 
@@ -208,6 +240,8 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.shapes.num_test = 4
   c.data_threads = 1
   c.prefetch = 2
+  c.eval_every = 0  # the tests that evaluate switch it on
+  c.keep_best = ""
   return c
 
 
@@ -445,6 +479,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
       f"config.explain_methods={c.explain_methods!r}: expected a comma-separated list of "
       f"{', '.join(EXPLAIN_METHODS)}"
     )
+  _validate_evaluation(c, t)
   if c.max_to_keep < 1:
     raise UserError(f"config.max_to_keep={c.max_to_keep} must be >= 1")
   if not (0.0 <= c.beta1 < 1.0 and 0.0 <= c.beta2 < 1.0):
@@ -486,6 +521,54 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.dataset in ("folder",) and not c.data_dir:
     raise UserError(
       "config.dataset='folder' needs config.data_dir (the folder with trainA/ and trainB/)"
+    )
+
+
+def eval_metrics(c: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """config.eval_metrics as a tuple ('toy', 'fid', ...)."""
+  return tuple(m.strip() for m in c.eval_metrics.split(",") if m.strip())
+
+
+def _validate_evaluation(c: ml_collections.ConfigDict, t: Topology) -> None:
+  if c.eval_every < 0:
+    raise UserError(f"config.eval_every={c.eval_every} must be >= 0 (0 = off)")
+  metrics = eval_metrics(c)
+  bad = [m for m in metrics if m not in EVAL_METRICS]
+  if bad:
+    raise UserError(
+      f"config.eval_metrics={c.eval_metrics!r}: expected a comma-separated list of "
+      f"{', '.join(EVAL_METRICS)} (the cycle errors are always computed)"
+    )
+  if c.eval_every == 0:
+    # Nothing is evaluated: what eval_metrics needs does not matter (a shapes config
+    # turned to folder data with evaluation off works).
+    metrics = ()
+  if "toy" in metrics and c.dataset != "shapes":
+    raise UserError(
+      f"config.eval_metrics={c.eval_metrics!r}: 'toy' needs the shapes data "
+      f"(config.dataset is {c.dataset!r})"
+    )
+  needs_weights = [m for m in metrics if m in ("fid", "kid")]
+  if needs_weights and not c.inception:
+    raise UserError(
+      f"config.eval_metrics={c.eval_metrics!r}: {' and '.join(needs_weights)} need "
+      "config.inception, a folder written by `python -m cyclejax.import_inception`"
+    )
+  if c.eval_resize not in FID_RESIZE_MODES:
+    raise UserError(f"config.eval_resize={c.eval_resize!r} is not one of {list(FID_RESIZE_MODES)}")
+  if not c.keep_best:
+    return
+  if c.eval_every <= 0:
+    raise UserError(
+      f"config.keep_best={c.keep_best!r} needs evaluations: set config.eval_every > 0"
+    )
+  exact = c.dataset == "shapes" and c.shapes.size == c.crop_size
+  valid = evaluation_scalars(t, metrics, toy_exact=exact)
+  if c.keep_best not in valid:
+    raise UserError(
+      f"config.keep_best={c.keep_best!r} is not a number the evaluation computes with "
+      f"eval_metrics={c.eval_metrics!r}; expected one of: "
+      + ", ".join(f"{n} ({metric_goal(n)} is better)" for n in valid)
     )
 
 

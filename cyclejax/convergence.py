@@ -83,6 +83,9 @@ def variant_config(config, variant: str, seed: int, num_steps: int, eval_every: 
       "max_to_keep": num_steps // eval_every + 2,
       "log_every": min(config.log_every, eval_every),
       "sample_every": num_steps,
+      # The study evaluates every checkpoint itself, afterwards (evaluate_run).
+      "eval_every": 0,
+      "keep_best": "",
     },
   )
 

@@ -2,10 +2,12 @@
 
   python -m cyclejax.inspect --workdir=runs/shapes [--step=N] [--tree=false] [--noverify]
 
-Prints the saved steps, whether the step's arrays match the checksums taken when it was
-saved (--noverify skips reading them), the run's config, the parameter count of each
-network and its parameter tree with shapes (read from checkpoint metadata), and the
-last metrics. A damaged step is one line naming the file; --step picks another.
+Prints the saved steps, the best step by config.keep_best and why (the metric, its
+value, which way is better; from best.json), whether the step's arrays match the
+checksums taken when it was saved (--noverify skips reading them), the run's config,
+the parameter count of each network and its parameter tree with shapes (read from
+checkpoint metadata), and the last metrics. A damaged step is one line naming the file;
+--step picks another.
 """
 
 from absl import flags

@@ -224,3 +224,80 @@ class Topology:
 TWO_DOMAINS = Topology("AB")
 # Orders of the SFT-GAN's cumulative Grad-CAM averages (cyclejax.explain.classifier).
 CGMA_ORDERS = ("shallow_first", "deep_first")
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation (cyclejax.metrics.evaluate): what it can compute and which way is better.
+#
+# The trainer's evaluation computes the cycle reconstruction errors of every direction
+# always, and what config.eval_metrics names beside them: the shapes task's exact
+# metrics ('toy'), FID ('fid') and KID ('kid', both with Inception weights).
+EVAL_METRICS = ("toy", "fid", "kid")
+# How FID's 299x299 inputs are made: pytorch-fid's bilinear tensor resize, or clean-fid's
+# PIL bicubic. FIDs of different modes are not comparable.
+FID_RESIZE_MODES = ("pytorch-fid", "clean")
+DEFAULT_FID_RESIZE = "pytorch-fid"
+
+# Which way each quality number is better, by its family: the one table every part
+# reads (config.keep_best, the trainer's best step, the results page). A logged number
+# is named <family>_<direction> ('fid_AtoB'), <family> alone for the toy task's A <-> B
+# pair ('color_accuracy'), and <family>/<kind> for one kind of toy shape
+# ('color_accuracy/circle'). kid_std (a spread, not a quality) has no direction.
+METRIC_GOALS = {
+  "fid": "lower",
+  "kid": "lower",
+  "cycle_l1": "lower",
+  "cycle_psnr": "higher",
+  "color_accuracy": "higher",
+  "background_error": "lower",
+  "shape_error": "lower",
+}
+
+
+def _direction_suffix(name: str) -> bool:
+  """Whether name ends in _XtoY (two domain letters)."""
+  tail = name[-5:]
+  return (
+    len(name) > 5
+    and tail[0] == "_"
+    and tail[1] in DOMAIN_LETTERS
+    and tail[2:4] == "to"
+    and tail[4] in DOMAIN_LETTERS
+  )
+
+
+def metric_goal(name: str) -> str | None:
+  """'lower' or 'higher' (is better) for an evaluation number's name, by METRIC_GOALS;
+  None for a name it does not know (kid_std_AtoB, a loss)."""
+  family = name.split("/", 1)[0]
+  if _direction_suffix(family):
+    family = family[:-5]
+  return METRIC_GOALS.get(family)
+
+
+def evaluation_scalars(
+  topology: Topology, metrics: tuple[str, ...] = (), *, toy_exact: bool = False
+) -> tuple[str, ...]:
+  """The quality numbers an evaluation of a run computes, under the names it logs them
+  (cyclejax.metrics.evaluate.scalars), without the per-kind toy accuracies and KID's
+  spread: the names config.keep_best may take.
+
+  Args:
+    topology: the run's domains and pairs.
+    metrics: some of EVAL_METRICS.
+    toy_exact: whether the shapes translations are compared with their ground truth
+      image by image (the generated size is the crop size); a multi-domain run then
+      logs each direction's exact metrics too.
+  """
+  out = []
+  for _, src, dst in topology.generators:
+    direction = f"{src}to{dst}"
+    out += [f"cycle_l1_{direction}", f"cycle_psnr_{direction}"]
+    out += [f"{m}_{direction}" for m in ("fid", "kid") if m in metrics]
+  if "toy" in metrics:
+    out += ["color_accuracy", "background_error"]
+    if toy_exact and not topology.two_domain:
+      for _, src, dst in topology.generators:
+        first = "color_accuracy" if dst == "A" else "shape_error"
+        out += [f"{first}_{src}to{dst}", f"background_error_{src}to{dst}"]
+  return tuple(out)

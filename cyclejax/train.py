@@ -34,16 +34,20 @@ from cyclejax.gan.state import (
   Stream,
   TrainState,
   build_gan,
+  build_networks,
   create_train_state,
   learning_rate_at,
   schedule_params,
   with_learning_rate,
 )
-from cyclejax.run import checkpoints, multihost, periodic, plots
+from cyclejax.metrics import evaluate as evaluation
+from cyclejax.metrics import inception as inception_lib
+from cyclejax.names import metric_goal
+from cyclejax.run import checkpoints, multihost, periodic, plots, report
 from cyclejax.run import workdir as workdir_lib
 from cyclejax.run.lock import WorkdirLock
 from cyclejax.run.workdir import Workdir
-from cyclejax.run.writer import MetricWriter, NullWriter, read_jsonl
+from cyclejax.run.writer import MetricWriter, NullWriter
 
 __all__ = [
   "CycleGAN",
@@ -301,12 +305,77 @@ def _log_schedule_change(saved: ml_collections.ConfigDict, config, start: int) -
   )
 
 
+def _evaluator(config: ml_collections.ConfigDict, domains, run: Workdir, mesh):
+  """(params, step) -> evaluation (cyclejax.metrics.evaluate) of config.eval_metrics.
+
+  The generator is a float32 module built once, so the compiled translation is reused
+  by every call; the Inception weights are read once, here (a bad folder is a UserError
+  before the first step).
+  """
+  inception = inception_lib.load(config.inception, "config.inception") if config.inception else None
+  G, _ = build_networks(config, dtype="float32", remat=False)
+  return functools.partial(
+    evaluation.evaluate,
+    config,
+    generator=G,
+    domains=domains,
+    inception=inception,
+    metrics=config_lib.eval_metrics(config),
+    resize=config.eval_resize,
+    cache_dir=run.eval_cache,
+    mesh=mesh,
+  )
+
+
+def _resumed_best(config: ml_collections.ConfigDict, run: Workdir, start: int) -> dict | None:
+  """The best step by config.keep_best of a resumed run: best.json when it names that
+  number and a step still saved (not after `start`); otherwise the best of the
+  workdir's evaluations (eval/<step>.json) whose step is saved; None if there is none."""
+  if not config.keep_best:
+    return None
+  saved = set(checkpoints.saved_steps(run.path))
+  record = report.read_best(run)
+  if record is not None and record["metric"] == config.keep_best and record["step"] in saved:
+    if record["step"] <= start:
+      return record
+  best = None
+  for e in report.read_evaluations(run):
+    value = e.get("scalars", {}).get(config.keep_best)
+    if e["step"] in saved and e["step"] <= start:
+      if evaluation.improves(config.keep_best, value, None if best is None else best["value"]):
+        best = _best_record(config.keep_best, e)
+  if record is not None and best != record:
+    logging.info(
+      "best.json (%s) does not apply to this run's checkpoints and config.keep_best=%s; "
+      "the best step is now %s",
+      report.describe_best(record),
+      config.keep_best,
+      report.describe_best(best) if best else "none yet",
+    )
+  return best
+
+
+def _best_record(metric: str, results: dict) -> dict:
+  """best.json's record of an evaluation that is the best by `metric`."""
+  return {
+    "step": int(results["step"]),
+    "metric": metric,
+    "value": float(results["scalars"][metric]),
+    "better": metric_goal(metric),
+    "evaluation": results,
+  }
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains (or resumes) a CycleGAN in `workdir` and returns the final state.
 
   Writes under workdir (cyclejax.run.workdir names every file): checkpoints/,
-  metrics.jsonl, tensorboard/, samples/step_N.png, loss_curves.png, config.json, and
-  explain/step_N.png when config.explain_every > 0. With several processes
+  metrics.jsonl, tensorboard/, samples/step_N.png, loss_curves.png, config.json, the
+  results page index.html (rewritten at every sample step and the last), and
+  explain/step_N.png when config.explain_every > 0. With config.eval_every > 0 the
+  generators are evaluated every eval_every steps and at the last one (eval/<step>.json,
+  eval/* scalars); with config.keep_best the best step by that number is checkpointed,
+  recorded in best.json and never rotated away. With several processes
   (jax.distributed) every one runs this; checkpoints are saved by all together, the
   other files by process 0 (see cyclejax/run/multihost.py).
 
@@ -416,6 +485,8 @@ def _train(config: ml_collections.ConfigDict, run: Workdir) -> TrainState:
   }
   sample_fn = xla.jit(functools.partial(translate_samples, topo, gan.G))
   labels = sample_labels(topo)
+  evaluate = _evaluator(config, domains, run, mesh) if config.eval_every > 0 else None
+  best = _resumed_best(config, run, start)  # {'step', 'metric', 'value', ...} or None
 
   step_fn = compile_train_step(gan, state, mesh)
   writer = MetricWriter(run, resume_step=start) if primary else NullWriter()
@@ -424,9 +495,13 @@ def _train(config: ml_collections.ConfigDict, run: Workdir) -> TrainState:
   window_start, window_steps, run_start = time.perf_counter(), 0, None
   total = config.num_steps
 
+  def rotate():
+    """Deletes old checkpoints, never the best step's (config.keep_best)."""
+    checkpoints.rotate(mngr, config.max_to_keep, protected=() if best is None else (best["step"],))
+
   def save(step, metrics_host):
     """Saves a checked state; old steps go once the previous save is committed."""
-    checkpoints.rotate(mngr, config.max_to_keep)
+    rotate()
     networks, train = state.checkpoint_items()
     try:
       checkpoints.save(
@@ -496,31 +571,51 @@ def _train(config: ml_collections.ConfigDict, run: Workdir) -> TrainState:
             image_lib.save_png(grid, run.explain_grid(step))
           writer.write_image(step, "explain", grid)
 
+        # Evaluation (all processes compute, process 0 writes), outside the compiled step.
+        new_best = None
+        evaluating = evaluate is not None and periodic.itstime(step, config.eval_every, total)
+        if evaluating:
+          results = evaluate(state.params, step)
+          if primary:
+            report.write_evaluation(run, results)
+          writer.write_scalars(step, {f"eval/{k}": v for k, v in results["scalars"].items()})
+          logging.info("step %d evaluation:\n%s", step, evaluation.format_table(results))
+          value = results["scalars"].get(config.keep_best) if config.keep_best else None
+          if config.keep_best and evaluation.improves(
+            config.keep_best, value, None if best is None else best["value"]
+          ):
+            new_best = _best_record(config.keep_best, results)
+
         # A signal's number once every process knows of it (multihost.StopVote).
         stopping = stop_vote(stop.signum or 0)
-        if periodic.itstime(step, config.checkpoint_every, total) or stopping:
+        # A new best step is checkpointed whether or not a checkpoint falls on it.
+        if periodic.itstime(step, config.checkpoint_every, total) or stopping or new_best:
           host = jax.device_get(metrics)
           _check_finite(host, step, last_saved, run)
           save(step, host)
           last_saved = step
+        if new_best is not None:
+          best = new_best  # recorded once its checkpoint is saved; protected from now on
+          if primary:
+            report.write_best(run, best)
+          logging.info("best so far: %s", report.describe_best(best))
+        if primary and periodic.itstime(step, config.sample_every, total):
+          report.write_page(run)  # the samples, losses, evaluations and best step so far
         if stopping:
           logging.warning(
             "stopped at step %d by %s; checkpoint saved. Run the same command to resume.",
             step,
             signal.Signals(stopping).name,
           )
-          checkpoints.rotate(mngr, config.max_to_keep)
+          rotate()
           raise SystemExit(128 + stopping)
       if pending is not None:
         _check_finite(jax.device_get(pending[1]), pending[0], last_saved, run)
-    checkpoints.rotate(mngr, config.max_to_keep)
+    rotate()
   finally:
     mngr.wait_until_finished()
     writer.close()
 
-  records = read_jsonl(run.metrics) if primary else []
-  if records:
-    plots.loss_curves(records, run.loss_curves, topo.loss_names)
   if run_start is not None:
     logging.info(
       "trained steps %d..%d in %s",

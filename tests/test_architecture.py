@@ -62,6 +62,7 @@ RUN_FILE_NAMES = {
   "eval_curves.png",
   "damaged_checkpoints",
   "trainer.lock",
+  "best.json",
 }
 
 

@@ -35,6 +35,31 @@ def test_main_reports_config_mistakes_without_a_traceback(tmp_path, args, messag
 
 
 @pytest.mark.slow
+def test_a_keep_best_the_evaluation_does_not_compute_is_one_line_before_anything_is_written(
+  tmp_path,
+):
+  workdir = tmp_path / "w"
+  proc = run_cli(
+    "main",
+    TINY,
+    "--config.eval_every=2",
+    "--config.eval_metrics=toy",
+    "--config.keep_best=fid_AtoB",
+    f"--workdir={workdir}",
+    check=False,
+  )
+  assert proc.returncode == 2
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and proc.stderr.rstrip().endswith(errors[0])
+  assert errors[0].startswith(
+    "error: config.keep_best='fid_AtoB' is not a number the evaluation computes with "
+    "eval_metrics='toy'; expected one of: cycle_l1_AtoB (lower is better)"
+  )
+  assert "color_accuracy (higher is better)" in errors[0]
+  assert "Traceback" not in proc.stderr and not workdir.exists()
+
+
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path):
   workdir = tmp_path / "run"
   proc = subprocess.Popen(

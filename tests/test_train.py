@@ -15,12 +15,15 @@ from conftest import REPO, tiny_config
 
 from cyclejax import config as config_lib
 from cyclejax import data, train, xla
+from cyclejax.analysis.describe import describe
 from cyclejax.data.images import to_float
 from cyclejax.errors import UserError
 from cyclejax.gan import losses
 from cyclejax.gan import state as gan_state
-from cyclejax.names import LOSS_NAMES
+from cyclejax.metrics import evaluate as evaluation
+from cyclejax.names import LOSS_NAMES, Topology, evaluation_scalars, metric_goal
 from cyclejax.run import checkpoints, multihost
+from cyclejax.run.writer import read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -242,11 +245,6 @@ def test_restart_after_a_kill_ends_with_the_same_parameters(trained_workdir, tmp
   assert steps == [1, 2, 4]
 
 
-def test_the_loop_does_not_recompile(tmp_path, monkeypatch):
-  monkeypatch.setattr(train, "train_step", chex.assert_max_traces(train.train_step, n=1))
-  train.train_and_evaluate(tiny_config(checkpoint_every=0, sample_every=0), str(tmp_path))
-
-
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(
   trained_workdir, tmp_path, monkeypatch
 ):
@@ -319,3 +317,113 @@ def test_the_step_updates_with_the_scheduled_learning_rate(setup):
   # Adam's first update moves each weight by about lr (m / sqrt(v) = sign(g)).
   after = np.asarray(new.params["G_A"]["stem"]["conv"]["kernel"])
   assert np.abs(after - before).max() == pytest.approx(config.lr / 2, rel=1e-2)
+
+
+# ---- evaluation during training and the best checkpoint -------------------------------
+
+# Color accuracy by step, written over the real evaluation's: the best step (4) is
+# neither the first nor the latest, so only a rotation that protects it keeps it.
+SCRIPTED_ACCURACY = {2: 0.5, 4: 0.9, 6: 0.7}
+
+
+def eval_config(**overrides):
+  defaults = dict(
+    num_steps=6,
+    eval_every=2,
+    eval_metrics="toy",
+    keep_best="color_accuracy",
+    checkpoint_every=0,  # a checkpoint only at the end and at each new best
+    sample_every=0,  # one sample grid and results page, at the end
+    max_to_keep=1,
+  )
+  return tiny_config(**{**defaults, **overrides})
+
+
+def test_the_best_checkpoint_by_the_metric_survives_rotation_and_resume(tmp_path, monkeypatch):
+  """Also: the loop compiles its step once, with evaluations, samples and checkpoints
+  between steps."""
+  monkeypatch.setattr(train, "train_step", chex.assert_max_traces(train.train_step, n=1))
+  real = evaluation.evaluate
+
+  def scripted(config, params, step, **kwargs):
+    results = real(config, params, step, **kwargs)
+    results["scalars"]["color_accuracy"] = SCRIPTED_ACCURACY[step]
+    return results
+
+  monkeypatch.setattr(evaluation, "evaluate", scripted)
+  train.train_and_evaluate(eval_config(), str(tmp_path))
+  # Step 2 (the first best) was rotated away once 4 beat it; 4 outlives max_to_keep=1.
+  assert checkpoints.saved_steps(tmp_path) == [4, 6]
+  best = json.loads((tmp_path / "best.json").read_text())
+  assert (best["step"], best["metric"], best["value"], best["better"]) == (
+    4,
+    "color_accuracy",
+    0.9,
+    "higher",
+  )
+  assert best["evaluation"]["step"] == 4 and "toy" in best["evaluation"]
+  assert sorted(p.name for p in (tmp_path / "eval").glob("*.json")) == [
+    "2.json",
+    "4.json",
+    "6.json",
+  ]
+  logged = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "eval/color_accuracy" in r]
+  assert [(r["step"], r["eval/color_accuracy"]) for r in logged] == [(2, 0.5), (4, 0.9), (6, 0.7)]
+  # Every quality number keep_best may name is one the evaluation logs, and back.
+  scalars = json.loads((tmp_path / "eval" / "2.json").read_text())["scalars"]
+  named = {k for k in scalars if "/" not in k and metric_goal(k)}
+  assert named == set(evaluation_scalars(Topology("AB"), ("toy",), toy_exact=True))
+  page = (tmp_path / "index.html").read_text()
+  assert "Best: step 4 by color_accuracy = 0.9 (higher is better)" in page
+  assert "<b>4 best</b>" in page
+  assert "best: step 4 by color_accuracy = 0.9 (higher is better)" in describe(
+    str(tmp_path), tree=False, verify=False
+  )
+  # Resumed (nothing left to train): the run's closing rotation keeps max_to_keep=1 steps
+  # and the best one only if it read the record back.
+  best_json = (tmp_path / "best.json").read_text()
+  train.train_and_evaluate(eval_config(), str(tmp_path))
+  assert checkpoints.saved_steps(tmp_path) == [4, 6]
+  assert (tmp_path / "best.json").read_text() == best_json
+
+
+def test_keep_best_must_name_a_number_the_evaluation_computes():
+  with pytest.raises(UserError) as e:
+    config_lib.validate(eval_config(keep_best="fid_AtoB"))
+  message = str(e.value)
+  assert "\n" not in message
+  assert message.startswith("config.keep_best='fid_AtoB' is not a number the evaluation computes")
+  assert "color_accuracy (higher is better)" in message and "cycle_l1_AtoB (lower" in message
+  for overrides, expected in [
+    ({"eval_every": 0}, "config.keep_best='color_accuracy' needs evaluations"),
+    ({"eval_metrics": "toy,fid", "keep_best": ""}, "fid need config.inception"),
+    ({"eval_metrics": "toy,lpips"}, "config.eval_metrics='toy,lpips'"),
+    ({"eval_resize": "nearest"}, "config.eval_resize='nearest'"),
+    ({"dataset": "folder", "data_dir": "/x"}, "'toy' needs the shapes data"),
+  ]:
+    with pytest.raises(UserError, match=expected):
+      config_lib.validate(eval_config(**overrides))
+  config_lib.validate(eval_config(dataset="folder", data_dir="/x", eval_every=0, keep_best=""))
+  config_lib.validate(eval_config(eval_metrics="toy,fid,kid", inception="/w", keep_best="fid_BtoA"))
+
+
+def test_each_evaluation_number_says_which_way_is_better():
+  assert [
+    metric_goal(n)
+    for n in (
+      "fid_AtoB",
+      "kid_CtoA",
+      "cycle_psnr_BtoA",
+      "cycle_l1_AtoB",
+      "color_accuracy",
+      "color_accuracy/circle",
+      "shape_error_AtoC",
+      "kid_std_AtoB",
+      "G_A",
+    )
+  ] == ["lower", "lower", "higher", "lower", "higher", "higher", "lower", None, None]
+  assert evaluation.improves("fid_AtoB", 10.0, 12.0) and not evaluation.improves("fid_AtoB", 13, 12)
+  assert evaluation.improves("color_accuracy", 0.5, None)
+  assert not evaluation.improves("color_accuracy", float("nan"), None)
+  star = evaluation_scalars(Topology("AB,AC"), ("toy",), toy_exact=True)
+  assert {"color_accuracy_CtoA", "shape_error_AtoC", "background_error_AtoB"} <= set(star)

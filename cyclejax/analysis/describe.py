@@ -1,6 +1,6 @@
 """What a workdir holds, read from checkpoint metadata (and, to verify the step, every
-array it holds against the checksums taken at save): the report
-`python -m cyclejax.inspect` prints."""
+array it holds against the checksums taken at save), with its best step by
+config.keep_best (best.json): the report `python -m cyclejax.inspect` prints."""
 
 import json
 import math
@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from cyclejax.names import MASK_DISCRIMINATORS
-from cyclejax.run import checkpoints
+from cyclejax.run import checkpoints, report
 
 
 def describe(workdir: str, step: int | None = None, tree: bool = True, verify: bool = True) -> str:
@@ -25,6 +25,13 @@ def describe(workdir: str, step: int | None = None, tree: bool = True, verify: b
   reader = checkpoints.Reader(workdir)
   step = reader.resolve_step(step)
   lines = [f"workdir: {workdir}", f"saved steps: {reader.steps()} (showing {step})"]
+  best = report.read_best(workdir)
+  if best is not None:
+    kept = "kept" if best["step"] in reader.steps() else "no longer saved"
+    lines.append(
+      f"best: {report.describe_best(best)}, by config.keep_best (best.json; its checkpoint "
+      f"is {kept}: --step={best['step']})"
+    )
   items = reader.items(step)
   lines.append(f"items at step {step}: {', '.join(items)}")
   if verify:

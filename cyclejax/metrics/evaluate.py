@@ -23,6 +23,9 @@ accuracy overall and per kind, background error, cycle errors, of the A <-> B pa
 per direction the exact metrics of its translations, e.g. the depth error of AtoC),
 which need no weights, so the demo shows evaluation working out of the box. Without
 weights the FID and KID entries say what is missing and everything else is computed.
+The trainer names what it wants (`metrics`, its config.eval_metrics) and compares
+evaluations with `improves`, which reads which way a number is better from
+names.METRIC_GOALS, the one table of it.
 
 Translations and features run in one compiled, batched call per image set, its
 batches split over all devices (cyclejax.metrics.batches); every process computes its
@@ -34,6 +37,7 @@ sizes and modification times, the image size, the resize mode and the weights).
 import functools
 import math
 import pathlib
+from collections.abc import Collection
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +52,7 @@ from cyclejax.metrics import batches, toy
 from cyclejax.metrics import fid as fid_lib
 from cyclejax.metrics import inception as inception_lib
 from cyclejax.models.inception import FEATURES
-from cyclejax.names import Topology
+from cyclejax.names import EVAL_METRICS, Topology, metric_goal
 
 
 def directions_of(topology: Topology) -> dict[str, tuple[str, str, str, str]]:
@@ -108,6 +112,7 @@ def evaluate(
   write_cache: bool | None = None,
   mesh: jax.sharding.Mesh | None = None,
   batch_size: int = 32,
+  metrics: Collection[str] | None = None,
 ) -> dict:
   """Evaluates the generators of a run at `step` (G_A and G_B for the CycleGAN).
 
@@ -126,6 +131,9 @@ def evaluate(
     write_cache: whether this process writes the cache (default: process 0).
     mesh: a 1-D 'data' mesh (default: all devices).
     batch_size: images per device batch, over all devices.
+    metrics: what to compute beside the cycle errors, some of names.EVAL_METRICS
+      ('toy', 'fid', 'kid'; the trainer's config.eval_metrics); None: all that the data
+      and `inception` allow (the command's choice).
 
   Returns:
     A JSON-ready dict: 'step', 'resize', 'image_size', 'inception' (its description or
@@ -135,6 +143,14 @@ def evaluate(
     numbers under flat names, see `scalars`).
   """
   inception_lib.check_resize(resize)
+  chosen = metrics is not None
+  if metrics is None:
+    metrics = EVAL_METRICS if inception is not None else ("toy",)
+  metrics = frozenset(metrics)
+  if not metrics <= set(EVAL_METRICS):
+    raise ValueError(f"metrics must be some of {list(EVAL_METRICS)}, got {sorted(metrics)}")
+  if inception is None and metrics & {"fid", "kid"}:
+    raise ValueError(f"{' and '.join(sorted(metrics & {'fid', 'kid'}))} need an Inception net")
   topology = Topology(config.pairs)
   available = directions_of(topology)
   directions = tuple(available) if directions is None else tuple(directions)
@@ -153,7 +169,7 @@ def evaluate(
     "image_size": size,
     "inception": inception.describe() if inception is not None else None,
   }
-  if inception is None:
+  if inception is None and not chosen:
     results["missing"] = NO_INCEPTION
   images = {}
 
@@ -186,7 +202,7 @@ def evaluate(
     return real_features[domain]
 
   per_direction = {}
-  spec = data.shapes_spec(config) if config.dataset == "shapes" else None
+  spec = data.shapes_spec(config) if config.dataset == "shapes" and "toy" in metrics else None
   for direction in directions:
     g_fwd, g_back, src, dst = available[direction]
     source_images, split = domain_images(src)
@@ -210,25 +226,27 @@ def evaluate(
       # The exact metrics of the translations against each test image's ground truth.
       truth = [shapes.sample(spec, "test", src, i) for i in range(len(source_images))]
       entry["exact"] = toy.translation_metrics(np.asarray(out["fake"]), truth, spec, dst)
-    if inception is not None:
+    if metrics & {"fid", "kid"}:
       fake = inception_lib.extract(
         inception, out["fake"], resize=resize, batch_size=batch_size, mesh=mesh
       )
       reals = real(dst)
-      try:
-        entry["fid"] = fid_lib.fid(fake, reals)
-      except ValueError as e:
-        entry["fid"], entry["fid_error"] = None, str(e)
-      try:
-        k = fid_lib.kid(fake, reals)
-        entry.update(kid=k["mean"], kid_std=k["std"], kid_subset_size=k["subset_size"])
-        entry["kid_subsets"] = k["subsets"]
-      except ValueError as e:
-        entry["kid"], entry["kid_error"] = None, str(e)
+      if "fid" in metrics:
+        try:
+          entry["fid"] = fid_lib.fid(fake, reals)
+        except ValueError as e:
+          entry["fid"], entry["fid_error"] = None, str(e)
+      if "kid" in metrics:
+        try:
+          k = fid_lib.kid(fake, reals)
+          entry.update(kid=k["mean"], kid_std=k["std"], kid_subset_size=k["subset_size"])
+          entry["kid_subsets"] = k["subsets"]
+        except ValueError as e:
+          entry["kid"], entry["kid_error"] = None, str(e)
     per_direction[direction] = entry
   results["directions"] = per_direction
   fewest = min(min(e["images"], e["real_images"]) for e in per_direction.values())
-  if inception is not None and fewest < FEATURES:
+  if "fid" in metrics and fewest < FEATURES:
     results["fid_note"] = (
       f"FID from {fewest} images (fewer than the {FEATURES} feature dimensions) is biased "
       "upwards; compare it only between evaluations of the same test sets"
@@ -260,6 +278,24 @@ def scalars(results: dict) -> dict[str, float]:
     if key != "images" and not key.startswith("cycle_error") and isinstance(value, int | float):
       out[key] = float(value)
   return out
+
+
+def improves(name: str, value, best) -> bool:
+  """Whether `value` of the evaluation number `name` beats `best` (None: no best yet),
+  the way names.METRIC_GOALS says is better; a value that is not a finite number (a
+  diverged run, a metric that could not be computed) never does.
+
+  Raises:
+    ValueError: for a name the table has no direction for.
+  """
+  goal = metric_goal(name)
+  if goal is None:
+    raise ValueError(f"{name!r} has no 'better' direction in names.METRIC_GOALS")
+  if not isinstance(value, int | float) or not math.isfinite(value):
+    return False
+  if best is None:
+    return True
+  return value < best if goal == "lower" else value > best
 
 
 def _number(value, fmt: str) -> str:

@@ -44,9 +44,10 @@ from cyclejax.data.images import atomic_write
 from cyclejax.errors import UserError
 from cyclejax.metrics import batches
 from cyclejax.models import inception as net_lib
+from cyclejax.names import DEFAULT_FID_RESIZE, FID_RESIZE_MODES
 
-RESIZE_MODES = ("pytorch-fid", "clean")
-DEFAULT_RESIZE = "pytorch-fid"
+RESIZE_MODES = FID_RESIZE_MODES
+DEFAULT_RESIZE = DEFAULT_FID_RESIZE
 WEIGHTS_FILE = "inception.npz"
 MANIFEST_FILE = "inception.json"
 FORMAT = "cyclejax-fid-inception/1"
@@ -120,8 +121,9 @@ def save(directory: str | os.PathLike, variables: dict, source: dict) -> pathlib
   return directory
 
 
-def load(directory: str | os.PathLike) -> FeatureNet:
-  """The FID Inception from a weights folder.
+def load(directory: str | os.PathLike, key: str = "--inception") -> FeatureNet:
+  """The FID Inception from a weights folder; `key` is how the user gave it (the flag,
+  or config.inception for the trainer), for the messages.
 
   Raises:
     UserError: naming the folder and what is wrong (missing, not such a folder, changed
@@ -129,11 +131,11 @@ def load(directory: str | os.PathLike) -> FeatureNet:
   """
   directory = pathlib.Path(directory).expanduser()
   if not directory.is_dir():
-    raise UserError(f"--inception={directory} is not a folder; {CONVERT_HINT}")
+    raise UserError(f"{key}={directory} is not a folder; {CONVERT_HINT}")
   manifest_path, weights_path = directory / MANIFEST_FILE, directory / WEIGHTS_FILE
   if not manifest_path.is_file() or not weights_path.is_file():
     raise UserError(
-      f"--inception={directory} lacks {MANIFEST_FILE} or {WEIGHTS_FILE}: not a folder "
+      f"{key}={directory} lacks {MANIFEST_FILE} or {WEIGHTS_FILE}: not a folder "
       f"written by cyclejax.import_inception; {CONVERT_HINT}"
     )
   try:

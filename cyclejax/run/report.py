@@ -5,6 +5,8 @@ can call it at every sample step and the tools after they add something:
 
   - the evaluations over steps: a table (one row per eval/<step>.json) and
     eval_curves.png (each metric over steps), with the FID resize mode beside them;
+  - the best step by config.keep_best (best.json: which step, by which number, which
+    way is better), its row marked in the table;
   - the latest sample grid, large, and the earlier ones (newest first, at the end);
   - the loss curves (loss_curves.png, redrawn from metrics.jsonl, with a legend);
   - the latest discriminator explanation grid, when the run writes them.
@@ -21,6 +23,7 @@ import math
 import pathlib
 
 from cyclejax.data import images as image_lib
+from cyclejax.names import TWO_DOMAINS, Topology
 from cyclejax.run import plots
 from cyclejax.run.workdir import Workdir
 from cyclejax.run.writer import read_jsonl
@@ -55,6 +58,35 @@ def read_evaluations(workdir: "str | pathlib.Path | Workdir") -> list[dict]:
     except (OSError, json.JSONDecodeError):
       continue
   return out
+
+
+def write_best(workdir: "str | pathlib.Path | Workdir", record: dict) -> pathlib.Path:
+  """Writes the best-step record as best.json, whole (temporary sibling, then rename).
+
+  record: {'step', 'metric', 'value', 'better' ('lower' or 'higher'), 'evaluation'
+  (the evaluation of that step, as eval/<step>.json holds it)}.
+  """
+  run = Workdir(workdir)
+  text = json.dumps(_finite(record), indent=2, allow_nan=False)
+  return image_lib.atomic_write(run.best_json, text + "\n")
+
+
+def read_best(workdir: "str | pathlib.Path | Workdir") -> dict | None:
+  """The best-step record of best.json, or None when there is none (or it is not one)."""
+  path = Workdir(workdir).best_json
+  try:
+    record = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    return None
+  keys = ("step", "metric", "value", "better")
+  return record if isinstance(record, dict) and all(k in record for k in keys) else None
+
+
+def describe_best(record: dict) -> str:
+  """'step 250 by color_accuracy = 0.9312 (higher is better)'."""
+  value = record["value"]
+  shown = f"{value:.4g}" if isinstance(value, int | float) else str(value)
+  return f"step {record['step']} by {record['metric']} = {shown} ({record['better']} is better)"
 
 
 def _column_order(name: str) -> tuple:
@@ -93,18 +125,27 @@ def _spread(name: str, values: dict) -> str:
   return f" ± {_cell(name, values[std])}" if name.startswith("kid_") and std in values else ""
 
 
-def evaluation_table(evaluations: list[dict]) -> str:
-  """An HTML table of the evaluations, newest step first (KID as mean ± std)."""
+def evaluation_table(evaluations: list[dict], best: dict | None = None) -> str:
+  """An HTML table of the evaluations, newest step first (KID as mean ± std); the best
+  step's row (`best`, a best.json record) is marked and its metric's column headed so."""
   names = sorted(
     {k for e in evaluations for k in e.get("scalars", {}) if not k.startswith("kid_std_")},
     key=_column_order,
   )
-  head = "".join(f"<th>{html.escape(_heading(n))}</th>" for n in names)
+  metric = best["metric"] if best else None
+  head = "".join(
+    f"<th>{html.escape(_heading(n))}{' (best kept)' if n == metric else ''}</th>" for n in names
+  )
   rows = []
   for e in sorted(evaluations, key=lambda e: -e["step"]):
     values = e.get("scalars", {})
     cells = "".join(f"<td>{_cell(n, values.get(n))}{_spread(n, values)}</td>" for n in names)
-    rows.append(f"<tr><td>{e['step']}</td><td>{html.escape(str(e.get('resize')))}</td>{cells}</tr>")
+    is_best = best is not None and e["step"] == best["step"]
+    step = f"<b>{e['step']} best</b>" if is_best else str(e["step"])
+    rows.append(
+      f"<tr{' class=best' if is_best else ''}><td>{step}</td>"
+      f"<td>{html.escape(str(e.get('resize')))}</td>{cells}</tr>"
+    )
   return (
     f"<table><thead><tr><th>step</th><th>FID resize</th>{head}</tr></thead>"
     f"<tbody>{''.join(rows)}</tbody></table>"
@@ -128,7 +169,8 @@ h1 { margin-bottom: 0.2em; } .meta { color: #666; margin-top: 0; }
 section { margin: 1.5em 0; } img { max-width: 100%; border: 1px solid #ddd; }
 img.grid { max-height: 90vh; } table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; } .note { color: #555; font-size: 0.9em; }
+th { background: #f3f3f3; } tr.best td { background: #eaf6ea; }
+.note { color: #555; font-size: 0.9em; }
 details { margin: 0.4em 0; } summary { cursor: pointer; }
 """
 
@@ -136,22 +178,27 @@ details { margin: 0.4em 0; } summary { cursor: pointer; }
 def write_page(workdir: "str | pathlib.Path | Workdir", title: str | None = None) -> pathlib.Path:
   """(Re)writes <workdir>/index.html and the figures it shows; returns its path."""
   run = Workdir(workdir)
+  config = {}
+  if run.config_json.is_file():
+    try:
+      config = json.loads(run.config_json.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+      config = {}
+  try:
+    loss_names = Topology(config.get("pairs", "AB")).loss_names
+  except (ValueError, AttributeError):
+    loss_names = TWO_DOMAINS.loss_names
   records = read_jsonl(run.metrics) if run.metrics.is_file() else []
   if records:
-    plots.loss_curves(records, run.loss_curves)
+    plots.loss_curves(records, run.loss_curves, loss_names)
   evaluations = read_evaluations(run)
+  best = read_best(run)
   modes = sorted({str(e.get("resize")) for e in evaluations})
   rows = [{"step": e["step"], **e.get("scalars", {})} for e in evaluations]
   has_curves = len(rows) > 1 and plots.eval_curves(
     rows, run.eval_curves, note=f"FID resize: {', '.join(modes)}"
   )
   samples = run.sample_names()
-  config = {}
-  if run.config_json.is_file():
-    try:
-      config = json.loads(run.config_json.read_text())
-    except json.JSONDecodeError:
-      config = {}
   settings = ", ".join(
     f"{k} {config[k]}"
     for k in ("dataset", "netG", "ngf", "netD", "crop_size", "batch_size", "num_steps")
@@ -178,7 +225,13 @@ def write_page(workdir: "str | pathlib.Path | Workdir", title: str | None = None
       "<p class='note'>FIDs computed with different resize modes are not comparable. "
       "KID is shown x1000.</p>"
     )
-    parts.append(evaluation_table(evaluations))
+    if best is not None:
+      parts.append(
+        f"<p><b>Best: {html.escape(describe_best(best))}</b> (config.keep_best). Its "
+        "checkpoint is kept through rotation; the reading tools take it with "
+        f"<code>--step={int(best['step'])}</code>.</p>"
+      )
+    parts.append(evaluation_table(evaluations, best))
     if has_curves:
       parts.append(_img(run, run.eval_curves, "evaluation metrics over steps"))
   else:

@@ -11,6 +11,7 @@
   eval/<step>.json           an evaluation of the generators at a step (cyclejax.evaluate)
   eval/cache/                features of the real test images, computed once
   eval_curves.png            the evaluation numbers over steps (with the results page)
+  best.json                  the best step by config.keep_best: metric, value, evaluation
   index.html                 the results page: samples, curves, evaluations (run/report.py)
   train_vs_validation.png    the study's loss curves (python -m cyclejax.study)
   config.json                the run's config, for people (checkpoints hold their own)
@@ -111,6 +112,10 @@ class Workdir:
   @property
   def eval_curves(self) -> pathlib.Path:
     return self.path / "eval_curves.png"
+
+  @property
+  def best_json(self) -> pathlib.Path:
+    return self.path / "best.json"
 
   @property
   def index_html(self) -> pathlib.Path:
