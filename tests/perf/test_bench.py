@@ -41,7 +41,9 @@ def test_bench_train_reports_jax_and_torch():
 @pytest.mark.slow
 def test_bench_usage_error_is_one_line():
   proc = run_cli("bench", "nope", check=False)
-  assert proc.returncode == 2 and "subcommands: train, scorecam, explorer, all" in proc.stderr
+  assert (
+    proc.returncode == 2 and "subcommands: train, scorecam, explorer, layers, all" in proc.stderr
+  )
 
 
 def test_bench_crop_override_raises_load_size():
