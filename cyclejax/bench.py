@@ -8,14 +8,22 @@
   python -m cyclejax.bench explorer --workdir=W [--step=N] [--bench_updates=20]
   python -m cyclejax.bench fid [--fid_batch=8] [--repeats=3] [--torch]
   python -m cyclejax.bench sft [--sft_config=configs/sft_shapes.py] [--steps=20] [--repeats=1]
-  python -m cyclejax.bench all [--torch]   # the standard train grid, then scorecam
+  python -m cyclejax.bench layers [--size=256] [--rounds=7] [--layers_step
+      --config=configs/horse2zebra.py --steps=3]
+  python -m cyclejax.bench all [--torch] [--grid=1:float32,16:bfloat16,...]
+      [--grid_config=configs/horse2zebra.py]   # the standard train grid, then scorecam
+
+  --xla_options=default | none | a list (default,none,...): compile with cyclejax's
+      compiler options (cyclejax.xla) or without them; a list measures the subcommand
+      once per entry, in that order, in one process.
 
 Each subcommand prints one JSON line per variant it measures, with its speed,
 `peak_memory_bytes`, the device, the versions, the compiler options and the load
 average. The measurements live in cyclejax.perf: `train` (cyclejax.perf.train),
 `scorecam` (cyclejax.perf.scorecam), `explorer` (cyclejax.perf.explorer), `fid`
 (cyclejax.perf.fid), `sft` (the SFT-GAN explainer's GAN step and CGMA images/s,
-cyclejax.perf.sft); their
+cyclejax.perf.sft), `layers` (cyclejax.perf.layers: the fast layer formulations against
+the plain ones); their
 docstrings say what is timed and how.
 """
 
@@ -25,10 +33,11 @@ from collections.abc import Callable
 
 from absl import flags
 
-from cyclejax import cli
+from cyclejax import cli, xla
 from cyclejax.errors import UserError
 from cyclejax.perf import explorer as explorer_bench
 from cyclejax.perf import fid as fid_bench
+from cyclejax.perf import layers as layers_bench
 from cyclejax.perf import scorecam as scorecam_bench
 from cyclejax.perf import sft as sft_bench
 from cyclejax.perf import train as train_bench
@@ -58,6 +67,24 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "explorer: the workdir to explor
 _STEP = flags.DEFINE_integer("step", None, "explorer: checkpoint step (default: the latest).")
 _UPDATES = flags.DEFINE_integer("bench_updates", 20, "explorer: updates timed.")
 _SFT_CONFIG = flags.DEFINE_string("sft_config", "configs/sft_shapes.py", "sft: config file[:arg].")
+_GRID = flags.DEFINE_list(
+  "grid",
+  [f"{b}:{d}" for b, d in train_bench.GRID],
+  "all: BATCH:DTYPE settings of --grid_config (default: batch 1, 4, 16 in float32, bfloat16).",
+)
+_GRID_CONFIG = flags.DEFINE_string(
+  "grid_config", "configs/horse2zebra.py", "all: the config the grid varies (on generated images)."
+)
+_ROUNDS = flags.DEFINE_integer("rounds", 7, "layers: alternating rounds of plain and cyclejax.")
+_LAYERS_STEP = flags.DEFINE_boolean(
+  "layers_step", False, "layers: also the whole train step of --config (--steps rounds)."
+)
+_XLA_OPTIONS = flags.DEFINE_list(
+  "xla_options",
+  ["default"],
+  "default: cyclejax's compiler options (cyclejax.xla); none: without; a list: each in turn.",
+)
+XLA_SETTINGS = {"default": True, "none": False}
 
 
 def scorecam() -> list[dict]:
@@ -104,6 +131,14 @@ def sft() -> list[dict]:
   return sft_bench.bench(_SFT_CONFIG.value, steps=_STEPS.value, repeats=max(_REPEATS.value, 1))
 
 
+def layers() -> list[dict]:
+  rows = layers_bench.bench_layers(size=_SIZE.value, rounds=_ROUNDS.value)
+  if _LAYERS_STEP.value:
+    c = train_bench.load_config(_CONFIG.value, batch_size=_BATCH.value, crop_size=_CROP.value)
+    rows += layers_bench.bench_step(c, steps=_STEPS.value)
+  return rows
+
+
 def all_benchmarks() -> list[dict]:
   """The standard train grid (its rows printed as they come), then Score-CAM's rows."""
   train_bench.standard_grid(
@@ -112,6 +147,8 @@ def all_benchmarks() -> list[dict]:
     variants=_TRAIN_VARIANTS.value,
     with_torch=_TORCH.value,
     input_batches=_INPUT_BATCHES.value,
+    grid=train_bench.parse_grid(_GRID.value),
+    grid_config=_GRID_CONFIG.value,
   )
   return scorecam()
 
@@ -122,6 +159,7 @@ SUBCOMMANDS: dict[str, Callable[[], list[dict]]] = {
   "explorer": explorer,
   "fid": fid,
   "sft": sft,
+  "layers": layers,
   "all": all_benchmarks,
 }
 
@@ -131,8 +169,16 @@ def main(argv):
     raise UserError(
       f"usage: python -m cyclejax.bench SUBCOMMAND [flags]; subcommands: {', '.join(SUBCOMMANDS)}"
     )
-  for row in SUBCOMMANDS[argv[1]]():
-    print(json.dumps(row), flush=True)
+  unknown = [v for v in _XLA_OPTIONS.value if v not in XLA_SETTINGS]
+  if unknown or not _XLA_OPTIONS.value:
+    raise UserError(f"--xla_options: {unknown or 'empty'}; expected default or none (or a list)")
+  for setting in _XLA_OPTIONS.value:
+    xla.set_enabled(XLA_SETTINGS[setting])
+    try:
+      for row in SUBCOMMANDS[argv[1]]():
+        print(json.dumps({**row, "xla_options": setting}), flush=True)
+    finally:
+      xla.set_enabled(None)
   sys.stdout.flush()
 
 

@@ -50,8 +50,8 @@ def scorecam(
     chunk_size: maps per chunk (0: the default for the device).
     repeats: timed runs per variant (the best is reported).
   """
-  if size < 16 or n_images < 1:
-    raise UserError("--size must be >= 16 and --images >= 1")
+  if size < 24 or n_images < 1:  # below 24 the PatchGAN's patch map is empty
+    raise UserError("--size must be >= 24 and --images >= 1")
   unknown = set(variants) - set(VARIANTS)
   if unknown:
     raise UserError(f"--variants: unknown {sorted(unknown)}; expected vectorized, loop")

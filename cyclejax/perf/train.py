@@ -216,30 +216,69 @@ def bench_train_config(c, *, steps: int, variants, with_torch: bool, input_batch
   return rows
 
 
-def standard_grid(config: str, *, steps: int, variants, with_torch: bool, input_batches: int):
-  """The standard grid: resnet_9blocks at 256 (batch 1, 4, 16; float32, bfloat16), then
-  `config` (the shapes config by default). Rows are printed as they come.
+# The standard grid's settings at 256x256: (global batch, compute dtype).
+GRID = ((1, "float32"), (1, "bfloat16"), (4, "float32"), (4, "bfloat16"), (16, "float32"),
+        (16, "bfloat16"))  # fmt: skip
+
+
+def parse_grid(entries) -> list[tuple[int, str]]:
+  """'BATCH:DTYPE' strings (e.g. '1:float32', '16:bfloat16') as (batch, dtype) pairs."""
+  grid = []
+  for entry in entries:
+    batch, _, dtype = entry.partition(":")
+    if not batch.isdigit() or int(batch) < 1 or dtype not in ("float32", "bfloat16"):
+      raise UserError(f"--grid: {entry!r} is not BATCH:DTYPE (e.g. 1:float32, 16:bfloat16)")
+    grid.append((int(batch), dtype))
+  return grid
+
+
+def standard_grid(
+  config: str,
+  *,
+  steps: int,
+  variants,
+  with_torch: bool,
+  input_batches: int,
+  grid=GRID,
+  grid_config: str = "configs/horse2zebra.py",
+):
+  """The standard grid: `grid_config` (resnet_9blocks at 256 by default) at each
+  (batch, dtype) of `grid` (batch 1, 4, 16; float32, bfloat16), on generated images,
+  then `config` (the shapes config by default). Rows are printed as they come; a
+  setting XLA cannot run (out of device memory, say) gives a row with its `error`.
 
   Returns:
     Every row, in order.
   """
-  grid, out = [], []
-  for batch in (1, 4, 16):
-    for dtype in ("float32", "bfloat16"):
-      # horse2zebra's settings, on generated images at 256 (no download needed).
-      c = load_config("configs/horse2zebra.py", batch_size=batch, dtype=dtype)
-      c.dataset = "shapes"
-      c.shapes.size = 256
-      grid.append(c)
-  grid.append(load_config(config))
-  for c in grid:
-    rows = bench_train_config(
-      c,
-      steps=max(2, steps // (4 if c.crop_size >= 256 else 1)),
-      variants=variants,
-      with_torch=with_torch and c.dtype == "float32",
-      input_batches=input_batches,
-    )
+  runs, out = [], []
+  for batch, dtype in grid:
+    # horse2zebra's settings, on generated images at its crop size (no download needed).
+    c = load_config(grid_config, batch_size=batch, dtype=dtype)
+    c.dataset = "shapes"
+    c.shapes.size = c.crop_size
+    runs.append(c)
+  runs.append(load_config(config))
+  for c in runs:
+    try:
+      rows = bench_train_config(
+        c,
+        steps=max(2, steps // (4 if c.crop_size >= 256 else 1)),
+        variants=variants,
+        with_torch=with_torch and c.dtype == "float32",
+        input_batches=input_batches,
+      )
+    except jax.errors.JaxRuntimeError as e:  # e.g. out of device memory: the grid goes on
+      rows = [
+        {
+          "bench": "train",
+          "netG": c.netG,
+          "crop_size": c.crop_size,
+          "batch_size": c.batch_size,
+          "dtype": c.dtype,
+          "error": str(e).splitlines()[0][:500],
+          **common_fields(),
+        }
+      ]
     for row in rows:
       print(json.dumps(row), flush=True)
     out += rows

@@ -42,7 +42,7 @@ def test_bench_train_reports_jax_and_torch():
 def test_bench_usage_error_is_one_line():
   proc = run_cli("bench", "nope", check=False)
   assert proc.returncode == 2
-  assert "subcommands: train, scorecam, explorer, fid, sft, all" in proc.stderr
+  assert "subcommands: train, scorecam, explorer, fid, sft, layers, all" in proc.stderr
 
 
 def test_bench_crop_override_raises_load_size():
