@@ -17,9 +17,6 @@ from cyclejax.errors import UserError
 from cyclejax.run import checkpoints
 from cyclejax.run.writer import read_jsonl
 
-# One worker runs this module (`--dist loadgroup`): its module fixtures train once.
-pytestmark = pytest.mark.xdist_group("multi_domain")
-
 
 @pytest.fixture(scope="module")
 def star_run(tmp_path_factory):

@@ -14,9 +14,6 @@ from PIL import Image
 from cyclejax import explain, models
 from cyclejax.explain import metrics, render
 
-# One worker runs this module (`--dist loadgroup`): its module fixtures train once.
-pytestmark = pytest.mark.xdist_group("explain")
-
 # --------------------------------------------------------------------------------------
 # References written independently of the library.
 

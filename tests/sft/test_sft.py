@@ -17,9 +17,6 @@ from cyclejax.run.workdir import Workdir
 from cyclejax.sft import config as config_lib
 from cyclejax.sft import evaluate, explain, train
 
-# One worker runs this module (`--dist loadgroup`): its module fixtures train once.
-pytestmark = pytest.mark.xdist_group("sft")
-
 CONFIG = REPO / "configs" / "sft_shapes.py"
 
 
