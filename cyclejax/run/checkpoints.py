@@ -523,21 +523,9 @@ class Reader:
     return restored
 
   def _check(self, step: int, name: str, value: Any, expected) -> None:
-    where = self.step_dir(step) / name
-    if expected is None:
-      raise self._damage(step, where, "it has no checksum, though the step records others")
-    if isinstance(expected, str):
-      if _json_digest(value) != expected:
-        raise self._damage(step, where, "its content differs from the checksum taken at save")
-      return
-    actual = tree_checksums(value)
-    for leaf, digest in expected.items():
-      if actual.get(leaf) != digest:
-        what = "is missing" if leaf not in actual else "differs from the checksum taken at save"
-        raise self._damage(step, where, f"array {leaf} {what}")
-    extra = sorted(set(actual) - set(expected))
-    if extra:
-      raise self._damage(step, where, f"array {extra[0]} was not saved with this step")
+    reason = _mismatch(value, expected)
+    if reason:
+      raise self._damage(step, self.step_dir(step) / name, reason)
 
   def _sums(self, step: int) -> dict | None:
     """The step's checksums (None, with a note, for a step saved before they existed)."""
@@ -552,11 +540,7 @@ class Reader:
         self._checksums[step] = None
       else:
         sums = self._restore(step, {CHECKSUMS: ocp.args.JsonRestore()})[CHECKSUMS]
-        if (
-          not isinstance(sums, dict)
-          or not isinstance(sums.get("items"), dict)
-          or _json_digest(sums["items"]) != sums.get("self")
-        ):
+        if not _sealed(sums):
           raise self._damage(step, self.step_dir(step) / CHECKSUMS, "the checksums are corrupt")
         self._checksums[step] = sums
     return self._checksums[step]
@@ -573,6 +557,34 @@ class Reader:
   def _damage_from(self, step: int, names: tuple[str, ...], error: Exception):
     path, reason = _culprit(self.step_dir(step), names, error)
     return self._damage(step, path, reason)
+
+
+def _sealed(sums: Any) -> bool:
+  """Whether a restored checksums item is whole (its digest of itself matches)."""
+  return (
+    isinstance(sums, dict)
+    and isinstance(sums.get("items"), dict)
+    and _json_digest(sums["items"]) == sums.get("self")
+  )
+
+
+def _mismatch(value: Any, expected: Any) -> str | None:
+  """Why a restored item differs from its checksum record (None: it matches)."""
+  if expected is None:
+    return "it has no checksum, though the step records others"
+  if isinstance(expected, str):
+    if _json_digest(value) != expected:
+      return "its content differs from the checksum taken at save"
+    return None
+  actual = tree_checksums(value)
+  for leaf, digest in expected.items():
+    if actual.get(leaf) != digest:
+      what = "is missing" if leaf not in actual else "differs from the checksum taken at save"
+      return f"array {leaf} {what}"
+  extra = sorted(set(actual) - set(expected))
+  if extra:
+    return f"array {extra[0]} was not saved with this step"
+  return None
 
 
 def _culprit(step_dir: pathlib.Path, names: tuple[str, ...], error: Exception):
@@ -769,6 +781,13 @@ def restore_items(
   out = {name: restored[name] for name in args if name != CHECKSUMS}
   if sums is None:
     return out
+  if not _sealed(sums):
+    raise DamagedCheckpoint(step, step_dir / CHECKSUMS, "the checksums are corrupt")
+  for name, value in out.items():
+    reason = _mismatch(value, sums["items"].get(name))
+    if reason:
+      raise DamagedCheckpoint(step, step_dir / name, reason)
+  return out
   if not isinstance(sums, dict) or _json_digest(sums.get("items")) != sums.get("self"):
     raise DamagedCheckpoint(step, step_dir / CHECKSUMS, "the checksums are corrupt")
   for name, value in out.items():

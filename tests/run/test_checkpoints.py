@@ -2,6 +2,7 @@
 disk-full errors are recognised in orbax's words."""
 
 import errno
+import pathlib
 import shutil
 
 import jax
@@ -86,3 +87,26 @@ def test_disk_full_errors_name_the_file_in_orbax_s_words_and_in_os_errors():
   wrapped.__cause__ = OSError(errno.EFBIG, "File too large", "/w/metrics.jsonl")
   assert checkpoints.disk_full(wrapped) == "/w/metrics.jsonl"
   assert checkpoints.disk_full(ValueError("DATA_LOSS: CRC-32C checksum mismatch")) is None
+
+
+def test_named_items_refuse_non_finite_trees_and_verify_their_checksums(tmp_path):
+  """The SFT-GAN explainer's items (item_manager/save_items/restore_items) get the
+  trainer's finite check and checksums."""
+  mngr = checkpoints.item_manager(tmp_path, trees=("params",), jsons=("info",))
+  with pytest.raises(checkpoints.NonFiniteState, match=r"params/w \(1 of 2 values\)"):
+    checkpoints.save_items(
+      mngr, 1, trees={"params": {"w": np.array([1.0, np.nan])}}, jsons={"info": {}}
+    )
+  for step, value in ((1, 1.0), (2, 0.0)):
+    params = {"w": np.full(3, value, np.float32)}
+    checkpoints.save_items(mngr, step, trees={"params": params}, jsons={"info": {"step": step}})
+  mngr.wait_until_finished()
+  got = checkpoints.restore_items(mngr, 1, trees=("params",), jsons=("info",))
+  np.testing.assert_array_equal(got["params"]["w"], np.ones(3))
+  assert got["info"] == {"step": 1}
+  # Step 2's arrays in step 1's folder: readable, but not what step 1 saved.
+  folder = pathlib.Path(mngr.directory)
+  shutil.rmtree(folder / "1" / "params")
+  shutil.copytree(folder / "2" / "params", folder / "1" / "params")
+  with pytest.raises(checkpoints.DamagedCheckpoint, match=r"step 1 is damaged: .*params: array"):
+    checkpoints.restore_items(mngr, 1, trees=("params",))
