@@ -41,13 +41,7 @@ def main(argv):
   net = inference.generator_for(_WORKDIR.value, _DIRECTION.value, _STEP.value)
   out_dir = image_lib.output_folder(_OUTPUT.value, "--output")
   G, params, step = inference.load_network(_WORKDIR.value, net, _STEP.value)
-  files = image_lib.input_files(_INPUT.value, "input")
-  good, bad = folder.check_images(files)
-  for path, reason in bad:
-    logging.warning("skipping %s: not a readable image (%s)", path, reason)
-  if not good:
-    raise UserError(f"none of the {len(files)} input files is a readable image")
-  paths = [p for p, _ in good]
+  paths = folder.readable_inputs(_INPUT.value, "input", "input files")
   images = [folder.load_image(p) for p in paths]
   if _SIZE.value:
     images = [image_lib.resize(im, _SIZE.value) for im in images]

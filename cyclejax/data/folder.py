@@ -16,7 +16,13 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from cyclejax.data.images import IMAGE_EXTENSIONS, atomic_write, list_images, not_a_regular_file
+from cyclejax.data.images import (
+  IMAGE_EXTENSIONS,
+  atomic_write,
+  input_files,
+  list_images,
+  not_a_regular_file,
+)
 from cyclejax.errors import UserError
 
 
@@ -117,6 +123,22 @@ class FolderSource:
 
   def describe(self, index: int) -> str:
     return str(self.paths[int(index)])
+
+
+def readable_inputs(path: str | pathlib.Path, flag: str, what: str) -> list[pathlib.Path]:
+  """The readable images a command's `--flag=PATH` names (see images.input_files); each
+  unreadable file is skipped with a warning naming it.
+
+  Raises:
+    UserError: none is readable ("none of the N {what} is a readable image").
+  """
+  files = input_files(path, flag)
+  good, bad = check_images(files)
+  for file, reason in bad:
+    logging.warning("skipping %s: not a readable image (%s)", file, reason)
+  if not good:
+    raise UserError(f"none of the {len(files)} {what} is a readable image")
+  return [p for p, _ in good]
 
 
 def open_folder(

@@ -31,7 +31,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import flags, logging
+from absl import flags
 from PIL import Image
 
 from cyclejax import cli, data
@@ -115,13 +115,7 @@ def _load_inputs(spec: str, config, topology, net: str, size: int):
       images = [image_lib.resize(im, size) for im in images]
       masks = [_resize_mask(m, size) for m in masks]
     return stems, images, masks
-  files = image_lib.input_files(spec, "images")
-  good, bad = folder.check_images(files)
-  for path, reason in bad:
-    logging.warning("skipping %s: not a readable image (%s)", path, reason)
-  if not good:
-    raise UserError(f"none of the {len(files)} files of --images={spec} is a readable image")
-  paths = [p for p, _ in good]
+  paths = folder.readable_inputs(spec, "images", f"files of --images={spec}")
   stems = [name.removesuffix(".png") for name in image_lib.output_names(paths)]
   images = [folder.load_image(p) for p in paths]
   if size:

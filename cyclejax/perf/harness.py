@@ -62,6 +62,22 @@ def best_times(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
   return best
 
 
+def time_steps(step: Callable, state, batch, steps: int, warmup: int = 2):
+  """Runs `state, metrics = step(state, batch)` `warmup` times, then times `steps` more.
+
+  Returns:
+    (state, wall seconds per step, this process's CPU seconds per step).
+  """
+  for _ in range(warmup):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  cpu, start = cpu_seconds(), time.perf_counter()
+  for _ in range(steps):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  return state, (time.perf_counter() - start) / steps, (cpu_seconds() - cpu) / steps
+
+
 def cpu_seconds() -> float:
   usage = resource.getrusage(resource.RUSAGE_SELF)
   return usage.ru_utime + usage.ru_stime

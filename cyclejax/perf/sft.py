@@ -21,7 +21,7 @@ import numpy as np
 from cyclejax import xla
 from cyclejax.explain import classifier as explain_classifier
 from cyclejax.models.classifiers import CLASSIFIERS, build_classifier
-from cyclejax.perf.harness import best_times, common_fields, cpu_seconds, xla_flops
+from cyclejax.perf.harness import best_times, common_fields, time_steps, xla_flops
 from cyclejax.run import multihost
 from cyclejax.sft import config as config_lib
 from cyclejax.sft import gan
@@ -66,18 +66,10 @@ def gan_step(c, variant: str, steps: int) -> dict:
   }
   if steps == 0:
     return row
-  for _ in range(2):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  cpu = cpu_seconds()
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  seconds = (time.perf_counter() - start) / steps
+  state, seconds, cpu_per_step = time_steps(compiled, state, batch, steps)
   row.update(
     ms_per_step=1e3 * seconds,
-    cpu_ms_per_step=1e3 * (cpu_seconds() - cpu) / steps,
+    cpu_ms_per_step=1e3 * cpu_per_step,
     images_per_second=b / seconds,
   )
   return row

@@ -18,7 +18,14 @@ import numpy as np
 from cyclejax import config as config_lib
 from cyclejax import data, train
 from cyclejax.errors import UserError
-from cyclejax.perf.harness import common_fields, cpu_seconds, peak_for, peak_memory, xla_flops
+from cyclejax.perf.harness import (
+  common_fields,
+  cpu_seconds,
+  peak_for,
+  peak_memory,
+  time_steps,
+  xla_flops,
+)
 from cyclejax.run import multihost
 
 
@@ -76,16 +83,7 @@ def time_train_step(c, steps: int) -> dict:
       "peak_memory_bytes": memory,
       "peak_memory_how": memory_how,
     }
-  for _ in range(2):  # warm up
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  cpu = cpu_seconds()
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = compiled(state, batch)
-  jax.block_until_ready(metrics)
-  seconds = (time.perf_counter() - start) / steps
-  cpu_per_step = (cpu_seconds() - cpu) / steps
+  state, seconds, cpu_per_step = time_steps(compiled, state, batch, steps)
   if memory_how.startswith("device"):  # the allocator's peak now includes the steps
     memory, memory_how = peak_memory(compiled)
   return {

@@ -37,13 +37,7 @@ def load_inputs(spec: str, config: ml_collections.ConfigDict) -> tuple[list[str]
       raise UserError(f"--images={spec}: N in {name}:N must be a positive integer")
     data = classifiers.load_split(config, name, "test").take(int(count or 0))
     return [f"{name}_test_{i:04d}" for i in range(len(data))], data.images
-  files = image_lib.input_files(spec, "images")
-  good, bad = folder.check_images(files)
-  for path, reason in bad:
-    logging.warning("skipping %s: not a readable image (%s)", path, reason)
-  if not good:
-    raise UserError(f"none of the {len(files)} files of --images={spec} is a readable image")
-  paths = [p for p, _ in good]
+  paths = folder.readable_inputs(spec, "images", f"files of --images={spec}")
   stems = [n.removesuffix(".png") for n in image_lib.output_names(paths)]
   size = config.image_size
   return stems, np.stack([image_lib.resize(folder.load_image(p), size) for p in paths])
